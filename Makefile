@@ -1,0 +1,59 @@
+# `make run` and `make test` are the two commands in the README; the rest are helpers.
+# Without DATABASE_URL / REDIS_URL both use the embedded servers under var/.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed-stamp
+EMBEDDED := $(PY) -m sergas.embedded exec --
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HOST PORT
+
+.PHONY: run serve test lint format migrate shell embedded-down clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[embedded,test]'
+	touch $(STAMP)
+
+## run: migrate, seed demo data, then web + worker + beat (Ctrl-C stops everything)
+run: $(STAMP)
+	$(EMBEDDED) $(MAKE) --no-print-directory serve
+
+# Runs inside `make run`, with the database and Redis URLs set.
+serve:
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py maintain_audit_partitions
+	$(PY) manage.py seed_demo
+	@echo ""
+	@echo "  Sergas is starting at http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
+	@echo "  Health: http://$(HOST):$(PORT)/healthz   Metrics: http://$(HOST):$(PORT)/metrics"
+	@echo "  Press Ctrl-C to stop web, worker, beat and the embedded servers."
+	@echo ""
+	DEBUG=$${DEBUG:-1} PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
+
+## test: ruff, then pytest against real PostgreSQL and Redis
+test: $(STAMP) lint
+	$(EMBEDDED) $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: $(STAMP)
+	$(EMBEDDED) $(PY) manage.py migrate
+
+shell: $(STAMP)
+	$(EMBEDDED) $(PY) manage.py shell
+
+embedded-down: $(STAMP)
+	$(PY) -m sergas.embedded down
+
+clean: embedded-down
+	rm -rf $(VENV) var

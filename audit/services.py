@@ -1,0 +1,70 @@
+"""Writes to the audit trail. Callers record inside the transaction of the change."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from audit.models import AuditEvent, AuditEventType
+from audit.partitioning import partitioning_manager
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "system"
+
+
+def audit_event_record(
+    *,
+    event_type: AuditEventType | str,
+    action: str,
+    actor: str,
+    resource: str,
+    session_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    timestamp: datetime | None = None,
+) -> AuditEvent:
+    """Append one event. Call it inside the transaction of the change it records, so
+    the change and its event commit or roll back together."""
+    fields: dict[str, Any] = {
+        "event_type": str(event_type),
+        "action": action,
+        "actor": actor or SYSTEM_ACTOR,
+        "resource": resource,
+        "session_id": session_id,
+        "metadata": metadata or {},
+    }
+    if timestamp is not None:
+        fields["timestamp"] = timestamp
+    return AuditEvent.objects.create(**fields)
+
+
+@dataclass(frozen=True)
+class PartitionPlanSummary:
+    created: list[str]
+    dry_run: bool
+
+
+def audit_partitions_maintain(
+    *, dry_run: bool = False, actor: str = SYSTEM_ACTOR, now: datetime | None = None
+) -> PartitionPlanSummary:
+    """Create the current month's partition and ``AUDIT_PREMAKE_MONTHS`` after it.
+
+    Idempotent: existing partitions are left alone. Never deletes a partition.
+    """
+    plan = partitioning_manager(now=now).plan(skip_delete=True)
+    created = [partition.name() for partition in plan.creations]
+    if dry_run or not created:
+        return PartitionPlanSummary(created=created, dry_run=dry_run)
+    with transaction.atomic():
+        plan.apply()
+        audit_event_record(
+            event_type=AuditEventType.SYSTEM,
+            action="partitions_created",
+            actor=actor,
+            resource="table:audit_event",
+            metadata={"created": created},
+        )
+    logger.info("Created audit partitions: %s", ", ".join(created))
+    return PartitionPlanSummary(created=created, dry_run=False)

@@ -1,0 +1,181 @@
+"""Settings shared by every environment, read from the process environment.
+
+Every value that differs between machines comes from ``env`` (django-environ). With no
+``DATABASE_URL``/``REDIS_URL`` in the environment, ``python -m sergas.embedded exec``
+(used by ``make run`` and ``make test``) starts the embedded servers and sets them.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+
+SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-local-development-only")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "psqlextra",
+    "django_celery_beat",
+    "django_prometheus",
+    "sessions.apps.SessionsConfig",
+    "scheduling.apps.SchedulingConfig",
+    "audit.apps.AuditConfig",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "sergas.urls"
+WSGI_APPLICATION = "sergas.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# psqlextra's backend wraps Django's PostgreSQL backend and adds declarative partitioning.
+DATABASES = {
+    "default": env.db_url(
+        "DATABASE_URL",
+        default="postgres://postgres@127.0.0.1:5432/sergas",
+        engine="psqlextra.backend",
+    )
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"].setdefault("OPTIONS", {})
+# Fail fast when PostgreSQL is unreachable instead of hanging a request or a worker.
+DATABASES["default"]["OPTIONS"].setdefault(
+    "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# One Redis serves the cache tiers, the Celery broker and the result backend.
+# ``unix:///path/redis.sock`` and ``redis://host:port/db`` are both accepted.
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="sergas"),
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve static files straight from the apps in development (no collectstatic needed).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+LOGIN_URL = "admin:login"
+
+# --- Celery ------------------------------------------------------------------------
+# kombu spells a Redis unix socket ``redis+socket://``; redis-py spells it ``unix://``.
+CELERY_BROKER_URL = env.str(
+    "CELERY_BROKER_URL",
+    default=REDIS_URL.replace("unix://", "redis+socket://", 1),
+)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+# Zero loss: a task is acknowledged only once it has finished, a task whose worker died is
+# redelivered, and a worker holds no more than the task it is running.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redelivery happens after the visibility timeout, so it must outlast the longest review.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=12 * 3600),
+}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "sessions-interrupt-stale": {
+        "task": "sessions.tasks.interrupt_stale_sessions",
+        "schedule": 60.0,
+    },
+    "audit-maintain-partitions": {
+        "task": "audit.tasks.maintain_audit_partitions",
+        "schedule": 24 * 3600.0,
+    },
+}
+
+# --- Partitioning (psqlextra) --------------------------------------------------------
+PSQLEXTRA_PARTITIONING_MANAGER = "audit.partitioning.manager"
+# We use no hstore; the embedded PostgreSQL (pgserver) ships no contrib extensions.
+POSTGRES_EXTRA_AUTO_EXTENSION_SET_UP = False
+
+# --- Sergas apps (each app reads these through its own conf module) ----------------------
+SERGAS_SESSIONS = {
+    "CHECKPOINTS_KEPT": env.int("SESSION_CHECKPOINTS_KEPT", default=20),
+    "HEARTBEAT_TIMEOUT_SECONDS": env.int("SESSION_HEARTBEAT_TIMEOUT_SECONDS", default=300),
+    "CACHE_LOCAL_TTL_SECONDS": env.float("SESSION_CACHE_LOCAL_TTL_SECONDS", default=1.0),
+    "CACHE_LOCAL_MAXSIZE": env.int("SESSION_CACHE_LOCAL_MAXSIZE", default=1024),
+    "CACHE_REDIS_TTL_SECONDS": env.int("SESSION_CACHE_REDIS_TTL_SECONDS", default=60),
+    "CACHE_KEY_PREFIX": env.str("SESSION_CACHE_KEY_PREFIX", default="sergas"),
+}
+AUDIT_PREMAKE_MONTHS = env.int("AUDIT_PREMAKE_MONTHS", default=3)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}

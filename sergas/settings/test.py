@@ -1,0 +1,12 @@
+"""Test settings: the same stack as production, on the servers in the environment."""
+
+from sergas.settings.base import *  # noqa: F403
+from sergas.settings.base import CACHES, SERGAS_SESSIONS, env
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# A separate key space so a test run never reads or clears anything a running instance wrote.
+CACHES["default"]["KEY_PREFIX"] = env.str("CACHE_KEY_PREFIX", default="sergas-test")
+SERGAS_SESSIONS["CACHE_KEY_PREFIX"] = "sergas-test"
+# Test workers consume their own queue, never tasks meant for a running instance.
+CELERY_TASK_DEFAULT_QUEUE = "sergas-test"

@@ -1,0 +1,101 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from sergas.errors import DomainError
+from sessions import services
+from sessions.models import AgentSession, SessionCheckpoint
+
+
+def _staff_actor(request: HttpRequest) -> str:
+    return f"staff:{request.user.get_username()}"
+
+
+def _apply(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[AgentSession],
+    verb: str,
+    action: object,
+) -> None:
+    done, refused = 0, []
+    for session_id in queryset.values_list("session_id", flat=True):
+        try:
+            action(session_id, actor=_staff_actor(request))
+            done += 1
+        except DomainError as exc:
+            refused.append(exc.detail)
+    if done:
+        modeladmin.message_user(request, f"{verb} {done} session(s).", messages.SUCCESS)
+    for detail in refused:
+        modeladmin.message_user(request, detail, messages.WARNING)
+
+
+@admin.action(description="Pause selected sessions", permissions=["change"])
+def pause_sessions(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+    _apply(modeladmin, request, queryset, "Paused", services.session_pause)
+
+
+@admin.action(description="Resume selected sessions", permissions=["change"])
+def resume_sessions(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+    _apply(modeladmin, request, queryset, "Resumed", services.session_resume)
+
+
+@admin.action(description="Cancel selected sessions", permissions=["change"])
+def cancel_sessions(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+    _apply(modeladmin, request, queryset, "Cancelled", services.session_cancel)
+
+
+@admin.action(
+    description="Recover selected sessions from their last checkpoint", permissions=["change"]
+)
+def recover_sessions(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> None:
+    _apply(modeladmin, request, queryset, "Recovered", services.session_recover)
+
+
+class SessionCheckpointInline(admin.TabularInline):
+    model = SessionCheckpoint
+    fields = ["sequence", "status", "size_bytes", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    ordering = ["-sequence"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(AgentSession)
+class AgentSessionAdmin(admin.ModelAdmin):
+    """Sessions change only through the services (the actions), never by form edits."""
+
+    list_display = [
+        "session_id",
+        "status",
+        "session_type",
+        "orchestrator_id",
+        "owner_id",
+        "created_at",
+        "updated_at",
+        "version",
+    ]
+    list_filter = ["status", "session_type", "created_at"]
+    search_fields = ["=session_id", "=orchestrator_id", "=owner_id"]
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in AgentSession._meta.fields]
+    actions = [pause_sessions, resume_sessions, cancel_sessions, recover_sessions]
+    inlines = [SessionCheckpointInline]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # The actions need "change" on the list; a session's form never saves.
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

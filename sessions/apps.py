@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class SessionsConfig(AppConfig):
+    # The label avoids a clash with django.contrib.sessions, which the admin needs.
+    name = "sessions"
+    label = "agent_sessions"
+    verbose_name = "Agent sessions"
+    default_auto_field = "django.db.models.BigAutoField"

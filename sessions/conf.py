@@ -1,0 +1,52 @@
+"""Settings of the sessions app, read lazily from ``settings.SERGAS_SESSIONS``."""
+
+from typing import Any
+
+from django.conf import settings
+
+
+def _get(name: str, default: Any) -> Any:
+    return getattr(settings, "SERGAS_SESSIONS", {}).get(name, default)
+
+
+def checkpoints_kept() -> int:
+    """How many checkpoints a session keeps; older ones are pruned as new ones arrive."""
+    return int(_get("CHECKPOINTS_KEPT", 20))
+
+
+def heartbeat_timeout_seconds() -> int:
+    """A running session silent for longer than this is marked interrupted."""
+    return int(_get("HEARTBEAT_TIMEOUT_SECONDS", 300))
+
+
+def cache_local_ttl_seconds() -> float:
+    """How long a process trusts its in-process copy: the staleness bound across processes."""
+    return float(_get("CACHE_LOCAL_TTL_SECONDS", 1.0))
+
+
+def cache_local_maxsize() -> int:
+    """How many sessions the in-process tier holds (least recently used are evicted)."""
+    return int(_get("CACHE_LOCAL_MAXSIZE", 1024))
+
+
+def cache_redis_ttl_seconds() -> int:
+    """Expiry of Redis entries: the staleness bound if Redis missed a write while down."""
+    return int(_get("CACHE_REDIS_TTL_SECONDS", 60))
+
+
+def cache_max_entry_bytes() -> int:
+    """Sessions whose serialised state is larger are read from PostgreSQL, not cached."""
+    return int(_get("CACHE_MAX_ENTRY_BYTES", 512 * 1024))
+
+
+def cache_redis_retry_seconds() -> float:
+    """After a Redis error the cache skips Redis for this long before trying again."""
+    return float(_get("CACHE_REDIS_RETRY_SECONDS", 5.0))
+
+
+def cache_key_prefix() -> str:
+    return str(_get("CACHE_KEY_PREFIX", "sergas"))
+
+
+def cache_redis_url() -> str:
+    return str(_get("CACHE_REDIS_URL", settings.REDIS_URL))

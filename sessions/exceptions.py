@@ -1,0 +1,90 @@
+"""Errors of the session domain. Messages are constants so tests and clients can match them."""
+
+from collections.abc import Iterable
+
+from sergas.errors import Conflict, NotFound, ValidationFailed
+
+INVALID_TRANSITION = (
+    "Cannot {action} session {session_id}: it is {status}; {action} is allowed only from {allowed}."
+)
+SESSION_NOT_FOUND = "Session {session_id} does not exist."
+SESSION_EXISTS = "Session {session_id} already exists."
+VERSION_CONFLICT = (
+    "Session {session_id} is at version {current}, not {expected}: reload it and retry."
+)
+NOT_RUNNING = "Session {session_id} is {status}, not running: {operation} needs a running session."
+INVALID_SESSION_ID = (
+    "'{session_id}' is not a valid session id: use 1-128 letters, digits, '_', '-', '.' or ':'."
+)
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(SESSION_NOT_FOUND.format(session_id=session_id), session_id=session_id)
+
+
+class SessionAlreadyExists(Conflict):
+    code = "session_exists"
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(SESSION_EXISTS.format(session_id=session_id), session_id=session_id)
+
+
+class InvalidTransition(Conflict):
+    """The session's current status does not allow the action; names both."""
+
+    code = "invalid_transition"
+
+    def __init__(
+        self, session_id: str, *, status: str, action: str, allowed: Iterable[str]
+    ) -> None:
+        allowed_text = ", ".join(sorted(allowed))
+        super().__init__(
+            INVALID_TRANSITION.format(
+                action=action, session_id=session_id, status=status, allowed=allowed_text
+            ),
+            session_id=session_id,
+            status=status,
+            action=action,
+        )
+        self.status = status
+        self.action = action
+
+
+class SessionNotRunning(Conflict):
+    code = "session_not_running"
+
+    def __init__(self, session_id: str, *, status: str, operation: str) -> None:
+        super().__init__(
+            NOT_RUNNING.format(session_id=session_id, status=status, operation=operation),
+            session_id=session_id,
+            status=status,
+        )
+        self.status = status
+
+
+class VersionConflict(Conflict):
+    code = "version_conflict"
+
+    def __init__(self, session_id: str, *, current: int, expected: int) -> None:
+        super().__init__(
+            VERSION_CONFLICT.format(session_id=session_id, current=current, expected=expected),
+            session_id=session_id,
+            current=current,
+            expected=expected,
+        )
+
+
+class InvalidSessionState(ValidationFailed):
+    """A context or metrics update that does not fit SessionContext/SessionMetrics."""
+
+    code = "invalid_session_state"
+
+
+class InvalidSessionId(ValidationFailed):
+    code = "invalid_session_id"
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(INVALID_SESSION_ID.format(session_id=session_id[:200]), field="session_id")

@@ -1,0 +1,125 @@
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.utils import timezone
+
+
+class SessionStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES = frozenset(
+    {SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED}
+)
+ACTIVE_STATUSES = frozenset({SessionStatus.RUNNING, SessionStatus.PAUSED})
+
+
+class SessionType(models.TextChoices):
+    SCHEDULED = "scheduled"
+    ON_DEMAND = "on_demand"
+    MANUAL = "manual"
+    RECOVERY = "recovery"
+
+
+class AgentSession(models.Model):
+    """One agent run: its lifecycle, typed context and metrics, one row per session.
+
+    Every write goes through ``sessions.services`` and bumps ``version`` together with
+    exactly one audit event carrying that version, so the audit trail of a session is
+    complete exactly when it holds versions 1..version.
+    """
+
+    session_id = models.CharField(primary_key=True, max_length=128)
+    orchestrator_id = models.CharField(max_length=128)
+    status = models.CharField(
+        max_length=16, choices=SessionStatus.choices, default=SessionStatus.PENDING
+    )
+    session_type = models.CharField(
+        max_length=16, choices=SessionType.choices, default=SessionType.MANUAL
+    )
+    # SessionContext, validated by sessions.state; sets are stored as sorted lists.
+    context = models.JSONField(default=dict)
+    # SessionMetrics, validated by sessions.state.
+    metrics = models.JSONField(default=dict)
+    account_ids = ArrayField(models.CharField(max_length=128), default=list, blank=True)
+    owner_id = models.CharField(max_length=128, blank=True, default="")
+    version = models.PositiveBigIntegerField(default=1)
+    error_message = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    last_checkpoint_sequence = models.PositiveIntegerField(default=0)
+    recovery_count = models.PositiveIntegerField(default=0)
+    # The checkpoint the last recovery restored (None: recovered without a checkpoint).
+    recovered_from_sequence = models.PositiveIntegerField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "agent_session"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status"], name="agent_session_status_idx"),
+            models.Index(fields=["orchestrator_id"], name="agent_session_orch_idx"),
+            models.Index(fields=["owner_id"], name="agent_session_owner_idx"),
+            models.Index(fields=["created_at"], name="agent_session_created_idx"),
+            models.Index(fields=["updated_at"], name="agent_session_updated_idx"),
+            # Stale detection scans running sessions by heartbeat.
+            models.Index(
+                fields=["last_heartbeat_at"],
+                name="agent_session_running_hb_idx",
+                condition=models.Q(status="running"),
+            ),
+            GinIndex(fields=["context"], name="agent_session_context_gin"),
+            GinIndex(fields=["account_ids"], name="agent_session_accounts_gin"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=SessionStatus.values),
+                name="agent_session_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(session_type__in=SessionType.values),
+                name="agent_session_type_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class SessionCheckpoint(models.Model):
+    """A durable snapshot of a session's context and metrics. Rows are never updated;
+    only the oldest beyond ``CHECKPOINTS_KEPT`` are pruned."""
+
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="checkpoints")
+    sequence = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=SessionStatus.choices)
+    context = models.JSONField()
+    metrics = models.JSONField()
+    size_bytes = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "agent_session_checkpoint"
+        ordering = ["session", "-sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "sequence"], name="agent_session_checkpoint_seq_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} #{self.sequence}"

@@ -1,0 +1,53 @@
+"""Every write to agent sessions. Each function is one transaction that changes the row,
+bumps its version and records the audit event together."""
+
+from sessions.services.checkpoints import session_checkpoint, session_recover
+from sessions.services.lifecycle import (
+    apply_transition,
+    new_session_id,
+    session_cancel,
+    session_complete,
+    session_create,
+    session_fail,
+    session_interrupt,
+    session_pause,
+    session_resume,
+    session_scope,
+    session_start,
+)
+from sessions.services.maintenance import (
+    CleanupResult,
+    session_archive,
+    sessions_cleanup_old,
+    sessions_interrupt_stale,
+)
+from sessions.services.state import (
+    Heartbeat,
+    session_heartbeat,
+    session_update_context,
+    session_update_metrics,
+)
+
+__all__ = [
+    "CleanupResult",
+    "Heartbeat",
+    "apply_transition",
+    "new_session_id",
+    "session_archive",
+    "session_cancel",
+    "session_checkpoint",
+    "session_complete",
+    "session_create",
+    "session_fail",
+    "session_heartbeat",
+    "session_interrupt",
+    "session_pause",
+    "session_recover",
+    "session_resume",
+    "session_scope",
+    "session_start",
+    "session_update_context",
+    "session_update_metrics",
+    "sessions_cleanup_old",
+    "sessions_interrupt_stale",
+]

@@ -1,0 +1,62 @@
+"""The session lifecycle as an explicit table: action -> (allowed sources, target).
+
+Nothing else decides whether a status may change. Terminal statuses (completed, failed,
+cancelled) appear in no source set, so no action, recovery included, can leave them.
+"""
+
+from dataclasses import dataclass
+
+from django.db import models
+
+from sessions.exceptions import InvalidTransition
+from sessions.models import SessionStatus
+
+S = SessionStatus
+
+
+class SessionAction(models.TextChoices):
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    COMPLETE = "complete"
+    FAIL = "fail"
+    CANCEL = "cancel"
+    INTERRUPT = "interrupt"
+    RECOVER = "recover"
+
+
+@dataclass(frozen=True)
+class Transition:
+    sources: frozenset[SessionStatus]
+    target: SessionStatus
+
+
+TRANSITIONS: dict[SessionAction, Transition] = {
+    SessionAction.START: Transition(frozenset({S.PENDING}), S.RUNNING),
+    SessionAction.PAUSE: Transition(frozenset({S.RUNNING}), S.PAUSED),
+    SessionAction.RESUME: Transition(frozenset({S.PAUSED}), S.RUNNING),
+    SessionAction.COMPLETE: Transition(frozenset({S.RUNNING}), S.COMPLETED),
+    SessionAction.FAIL: Transition(
+        frozenset({S.PENDING, S.RUNNING, S.PAUSED, S.INTERRUPTED}), S.FAILED
+    ),
+    SessionAction.CANCEL: Transition(
+        frozenset({S.PENDING, S.RUNNING, S.PAUSED, S.INTERRUPTED}), S.CANCELLED
+    ),
+    SessionAction.INTERRUPT: Transition(frozenset({S.RUNNING}), S.INTERRUPTED),
+    SessionAction.RECOVER: Transition(frozenset({S.INTERRUPTED, S.PAUSED}), S.RUNNING),
+}
+
+
+def transition_target(session_id: str, status: str, action: SessionAction) -> SessionStatus:
+    """The status ``action`` leads to from ``status``, or ``InvalidTransition``."""
+    transition = TRANSITIONS[action]
+    if status not in transition.sources:
+        raise InvalidTransition(
+            session_id, status=status, action=action.value, allowed=transition.sources
+        )
+    return transition.target
+
+
+def allowed_actions(status: str) -> list[SessionAction]:
+    """The actions valid from ``status``, in table order (for dashboards and APIs)."""
+    return [action for action, t in TRANSITIONS.items() if status in t.sources]
