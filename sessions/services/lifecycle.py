@@ -140,9 +140,11 @@ def _transition(
     *,
     actor: str,
     expected_version: int | None,
+    reason: str = "",
     fields: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> AgentSession:
+    metadata = {**(metadata or {}), **({"reason": reason} if reason else {})}
     with transaction.atomic():
         session = lock_session(session_id, expected_version=expected_version, with_state=False)
         return apply_transition(session, action, actor=actor, fields=fields, metadata=metadata)
@@ -167,8 +169,8 @@ def session_pause(
         session_id,
         SessionAction.PAUSE,
         actor=actor,
+        reason=reason,
         expected_version=expected_version,
-        metadata={"reason": reason} if reason else None,
     )
 
 
@@ -217,8 +219,8 @@ def session_cancel(
         session_id,
         SessionAction.CANCEL,
         actor=actor,
+        reason=reason,
         expected_version=expected_version,
-        metadata={"reason": reason} if reason else None,
     )
 
 
@@ -233,8 +235,8 @@ def session_interrupt(
         session_id,
         SessionAction.INTERRUPT,
         actor=actor,
+        reason=reason,
         expected_version=expected_version,
-        metadata={"reason": reason} if reason else None,
     )
 
 
