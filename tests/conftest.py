@@ -79,8 +79,76 @@ def use_cache_redis(settings):
 def celery_worker_thread(transactional_db):
     """A real Celery worker consuming the test queue on the real broker, in a thread."""
     from celery.contrib.testing.worker import start_worker
+    from django.conf import settings
 
+    from scheduling import conf
     from sergas.celery import app
 
-    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING") as worker:
+    queues = [settings.CELERY_TASK_DEFAULT_QUEUE, conf.review_queue()]
+    with start_worker(
+        app,
+        pool="solo",
+        perform_ping_check=False,
+        loglevel="WARNING",
+        queues=queues,
+        shutdown_timeout=30,
+    ) as worker:
         yield worker
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _empty_test_queues() -> Iterator[None]:
+    """Review runs published by one test must not reach the worker of another."""
+    purge_test_queues()
+    yield
+    purge_test_queues()
+
+
+def purge_test_queues() -> None:
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for pattern in ("sergas-test*", "_kombu.binding.sergas-test*", "unacked*"):
+        for key in client.scan_iter(pattern):
+            client.delete(key)
+
+
+@pytest.fixture
+def review_queue_length() -> Callable[[], int]:
+    """How many run messages wait on the test review queue (all priorities)."""
+    import redis
+    from django.conf import settings
+
+    from scheduling import conf
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+
+    def length() -> int:
+        return sum(client.llen(key) for key in client.scan_iter(f"{conf.review_queue()}*"))
+
+    purge_test_queues()
+    return length
+
+
+@pytest.fixture
+def celery_processes(tmp_path, transactional_db):
+    """Start real beat/worker processes; every one is stopped at the end of the test."""
+    from tests import processes
+
+    started: list = []
+
+    class Factory:
+        def beat(self, **env: str):
+            process = processes.beat(tmp_path, **env).start()
+            started.append(process)
+            return process
+
+        def worker(self, *args: str, **env: str):
+            process = processes.worker(tmp_path, *args, **env).start()
+            started.append(process)
+            return process
+
+    yield Factory()
+    for process in started:
+        process.kill()

@@ -139,9 +139,16 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redelivery happens after the visibility timeout, so it must outlast the longest review.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=12 * 3600),
+    # Review priorities map to these message priorities; on Redis 0 is served first.
+    "priority_steps": [0, 3, 6, 9],
 }
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler plus the bulk review dispatcher and leadership.
+CELERY_BEAT_SCHEDULER = "scheduling.beat:ReviewScheduler"
 CELERY_BEAT_SCHEDULE = {
+    "scheduling-recover-interrupted-runs": {
+        "task": "scheduling.tasks.recover_interrupted_runs",
+        "schedule": 60.0,
+    },
     "sessions-interrupt-stale": {
         "task": "sessions.tasks.interrupt_stale_sessions",
         "schedule": 60.0,
@@ -167,6 +174,23 @@ SERGAS_SESSIONS = {
     "CACHE_KEY_PREFIX": env.str("SESSION_CACHE_KEY_PREFIX", default="sergas"),
 }
 AUDIT_PREMAKE_MONTHS = env.int("AUDIT_PREMAKE_MONTHS", default=3)
+
+# --- Scheduling (read through scheduling/conf.py) ------------------------------------------
+SERGAS_REVIEW_RUNNER = env.str(
+    "SERGAS_REVIEW_RUNNER", default="scheduling.runners.SimulatedReviewRunner"
+)
+SERGAS_ACCOUNT_SOURCE = env.str(
+    "SERGAS_ACCOUNT_SOURCE", default="scheduling.accounts.SyntheticAccountSource"
+)
+SERGAS_SCHEDULING = {
+    "REVIEW_QUEUE": env.str("SCHEDULING_REVIEW_QUEUE", default="reviews"),
+    "DISPATCH_BATCH_SIZE": env.int("SCHEDULING_DISPATCH_BATCH_SIZE", default=1000),
+    "DISPATCH_POLL_SECONDS": env.float("SCHEDULING_DISPATCH_POLL_SECONDS", default=1.0),
+    "BEAT_STANDBY_POLL_SECONDS": env.float("SCHEDULING_BEAT_STANDBY_POLL_SECONDS", default=2.0),
+    "RUNNER_BATCH_SIZE": env.int("SCHEDULING_RUNNER_BATCH_SIZE", default=10),
+    "SIMULATED_ACCOUNT_MS": env.int("SCHEDULING_SIMULATED_ACCOUNT_MS", default=50),
+    "SIMULATED_FAILURE_RATE": env.float("SCHEDULING_SIMULATED_FAILURE_RATE", default=0.05),
+}
 
 LOGGING = {
     "version": 1,

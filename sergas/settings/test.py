@@ -1,12 +1,19 @@
 """Test settings: the same stack as production, on the servers in the environment."""
 
 from sergas.settings.base import *  # noqa: F403
-from sergas.settings.base import CACHES, SERGAS_SESSIONS, env
+from sergas.settings.base import CACHES, SERGAS_SCHEDULING, SERGAS_SESSIONS, env
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A separate key space so a test run never reads or clears anything a running instance wrote.
 CACHES["default"]["KEY_PREFIX"] = env.str("CACHE_KEY_PREFIX", default="sergas-test")
-SERGAS_SESSIONS["CACHE_KEY_PREFIX"] = "sergas-test"
+SERGAS_SESSIONS["CACHE_KEY_PREFIX"] = env.str("SESSION_CACHE_KEY_PREFIX", default="sergas-test")
 # Test workers consume their own queue, never tasks meant for a running instance.
 CELERY_TASK_DEFAULT_QUEUE = "sergas-test"
+SERGAS_SCHEDULING = {
+    **SERGAS_SCHEDULING,
+    "REVIEW_QUEUE": "sergas-test-reviews",
+    "SIMULATED_ACCOUNT_MS": env.int("SCHEDULING_SIMULATED_ACCOUNT_MS", default=0),
+    "BEAT_STANDBY_POLL_SECONDS": 0.5,
+    "DISPATCH_POLL_SECONDS": 0.5,
+}

@@ -14,6 +14,7 @@ from audit.services import SYSTEM_ACTOR, audit_event_record
 from sessions.exceptions import InvalidSessionId, InvalidSessionState, SessionAlreadyExists
 from sessions.models import AgentSession, SessionStatus, SessionType
 from sessions.services._write import lock_session, resource_of, save_session
+from sessions.signals import session_transitioned
 from sessions.state import SessionContext, SessionMetrics
 from sessions.transitions import SessionAction, transition_target
 
@@ -124,7 +125,7 @@ def apply_transition(
     changes |= fields or {}
     for name, value in changes.items():
         setattr(session, name, value)
-    return save_session(
+    save_session(
         session,
         fields=list(changes),
         event_type=AuditEventType.SESSION_LIFECYCLE,
@@ -132,6 +133,15 @@ def apply_transition(
         actor=actor,
         metadata={"from": previous, "to": target, **(metadata or {})},
     )
+    session_transitioned.send(
+        sender=AgentSession,
+        session_id=session.session_id,
+        action=action,
+        previous=previous,
+        status=target,
+        actor=actor,
+    )
+    return session
 
 
 def _transition(

@@ -3,11 +3,15 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from rich.progress import Progress
 
+from scheduling.demo import demo_reviews_seed
 from sessions.demo import demo_sessions_seed, demo_user_ensure
 
 
 class Command(BaseCommand):
-    help = "Create the demo staff user and demo sessions with their audit trail (idempotent)."
+    help = (
+        "Create the demo staff user, demo sessions with their audit trail and demo "
+        "scheduled reviews (idempotent)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-user", action="store_true", help="Do not create the demo user.")
@@ -21,3 +25,4 @@ class Command(BaseCommand):
             bar = progress.add_task("Seeding demo sessions", total=None)
             created_count = demo_sessions_seed(on_progress=lambda _: progress.advance(bar))
         self.stdout.write(f"Demo sessions: {created_count} created.")
+        self.stdout.write(f"Demo scheduled reviews: {demo_reviews_seed()} created.")

@@ -1,0 +1,122 @@
+"""``ReviewScheduler``: django-celery-beat's DatabaseScheduler plus the review dispatcher,
+with one active beat at a time.
+
+- Reviews are dispatched in bulk from ``ScheduledReview.next_run_at``
+  (``reviews_dispatch_due``), not one beat entry at a time: the stock scheduler walks
+  its entries one per tick, which for thousands of reviews due at 09:00 spreads the
+  sends over minutes. Review PeriodicTasks are therefore left out of the stock heap;
+  every other PeriodicTask (stale-session detection, partition maintenance, ...) runs
+  exactly as with the stock scheduler.
+- The tick sleeps until the next review is due (at most ``DISPATCH_POLL_SECONDS``), so
+  runs go out within a fraction of a second of their time.
+- Leadership: each beat holds a PostgreSQL session-level advisory lock on a connection
+  of its own. A second beat cannot take it and stands by, trying again every
+  ``BEAT_STANDBY_POLL_SECONDS``; when the active beat dies its connection closes,
+  PostgreSQL releases the lock and the standby takes over. A beat that loses its
+  connection stops dispatching until it holds the lock again.
+"""
+
+import contextlib
+import logging
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import close_old_connections
+from django_celery_beat.schedulers import DatabaseScheduler
+
+from scheduling import conf
+from scheduling.services import executions_publish, reviews_dispatch_due, seconds_until_next_due
+from scheduling.services.sync import FIRE_TASK
+
+logger = logging.getLogger(__name__)
+
+
+class BeatLeadership:
+    """A PostgreSQL advisory lock held on a dedicated connection."""
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+        self._connection: psycopg.Connection | None = None
+
+    def _connect(self) -> psycopg.Connection:
+        db = settings.DATABASES["default"]
+        params: dict[str, Any] = {
+            "dbname": db["NAME"],
+            "user": db.get("USER") or None,
+            "password": db.get("PASSWORD") or None,
+            "host": db.get("HOST") or None,
+            "port": db.get("PORT") or None,
+            "autocommit": True,
+            "application_name": "sergas-beat-leader",
+        }
+        options = dict(db.get("OPTIONS", {}))
+        params.update({k: v for k, v in options.items() if k in {"host", "connect_timeout"}})
+        return psycopg.connect(**{k: v for k, v in params.items() if v is not None})
+
+    def hold(self) -> bool:
+        """True while this process holds the lock (acquiring it if free)."""
+        try:
+            if self._connection is not None and not self._connection.closed:
+                self._connection.execute("SELECT 1")
+                return True
+            self._connection = self._connect()
+            acquired = self._connection.execute(
+                "SELECT pg_try_advisory_lock(%s)", [self.key]
+            ).fetchone()[0]
+        except psycopg.Error as exc:
+            logger.warning("Beat leadership: database unavailable (%s); standing by", exc)
+            self.release()
+            return False
+        if acquired:
+            logger.info("Beat leadership acquired (advisory lock %s): dispatching", self.key)
+            return True
+        self.release()
+        return False
+
+    def release(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._connection.close()
+        self._connection = None
+
+
+class ReviewScheduler(DatabaseScheduler):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.leadership = BeatLeadership(conf.beat_lock_key())
+        self._leading: bool | None = None  # None until the first tick decides
+        super().__init__(*args, **kwargs)
+
+    def enabled_models_qs(self) -> Any:
+        # Reviews are dispatched in bulk by tick(); keep them out of the stock heap.
+        return super().enabled_models_qs().exclude(task=FIRE_TASK)
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        if not self.leadership.hold():
+            if self._leading is not False:
+                logger.warning(
+                    "Beat standing by: another beat holds advisory lock %s", self.leadership.key
+                )
+            self._leading = False
+            return conf.beat_standby_poll_seconds()
+        if not self._leading:
+            self._leading = True
+            self._heap = None  # rebuild the stock heap from the database on taking over
+        close_old_connections()
+        poll = conf.dispatch_poll_seconds()
+        try:
+            reviews_dispatch_due()
+            executions_publish()
+            wait = seconds_until_next_due()
+        except Exception:
+            # The dispatcher must outlive a database or broker outage: log and retry.
+            logger.exception("Review dispatch failed; retrying in %.1f s", poll)
+            close_old_connections()
+            wait = poll
+        stock_wait = super().tick(*args, **kwargs)
+        candidates = [poll, stock_wait] + ([wait] if wait is not None else [])
+        return max(0.0, min(candidates))
+
+    def close(self) -> None:
+        self.leadership.release()
+        super().close()

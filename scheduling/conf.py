@@ -1,0 +1,73 @@
+"""Settings of the scheduling app, read lazily from ``settings.SERGAS_SCHEDULING``."""
+
+from typing import Any
+
+from django.conf import settings
+
+
+def _get(name: str, default: Any) -> Any:
+    return getattr(settings, "SERGAS_SCHEDULING", {}).get(name, default)
+
+
+def review_runner_path() -> str:
+    """Dotted path of the ``ReviewRunner`` class (``SERGAS_REVIEW_RUNNER``)."""
+    return str(
+        getattr(settings, "SERGAS_REVIEW_RUNNER", "scheduling.runners.SimulatedReviewRunner")
+    )
+
+
+def account_source_path() -> str:
+    """Dotted path of the ``AccountSource`` class that resolves ``account_filter``."""
+    return str(
+        getattr(settings, "SERGAS_ACCOUNT_SOURCE", "scheduling.accounts.SyntheticAccountSource")
+    )
+
+
+def review_queue() -> str:
+    """The Celery queue review runs are published to."""
+    return str(_get("REVIEW_QUEUE", "reviews"))
+
+
+def dispatch_batch_size() -> int:
+    """Reviews dispatched per transaction; each batch is published right after commit."""
+    return int(_get("DISPATCH_BATCH_SIZE", 1000))
+
+
+def dispatch_poll_seconds() -> float:
+    """Longest sleep of the dispatcher between looks at the next due review."""
+    return float(_get("DISPATCH_POLL_SECONDS", 1.0))
+
+
+def missed_runs_recorded_max() -> int:
+    """At most this many missed runs are recorded per review per dispatch."""
+    return int(_get("MISSED_RUNS_RECORDED_MAX", 100))
+
+
+def beat_lock_key() -> int:
+    """PostgreSQL advisory lock key held by the one active beat."""
+    return int(_get("BEAT_LOCK_KEY", 0x5E76A5))
+
+
+def beat_standby_poll_seconds() -> float:
+    """How often a standby beat tries to take the lock over."""
+    return float(_get("BEAT_STANDBY_POLL_SECONDS", 2.0))
+
+
+def runner_batch_size() -> int:
+    """Accounts per batch (one checkpoint each) in the simulated runner."""
+    return int(_get("RUNNER_BATCH_SIZE", 10))
+
+
+def simulated_account_ms() -> int:
+    """Mean simulated review time of one account; 0 makes the simulation instant."""
+    return int(_get("SIMULATED_ACCOUNT_MS", 50))
+
+
+def simulated_failure_rate() -> float:
+    """Share of accounts the simulation fails (deterministically, by account id)."""
+    return float(_get("SIMULATED_FAILURE_RATE", 0.05))
+
+
+def default_account_count() -> int:
+    """Accounts the synthetic source yields for a filter that does not name a count."""
+    return int(_get("DEFAULT_ACCOUNT_COUNT", 25))

@@ -1,0 +1,58 @@
+"""Every write of the scheduling domain."""
+
+from scheduling.services.dispatch import (
+    DispatchResult,
+    reviews_dispatch_due,
+    seconds_until_next_due,
+)
+from scheduling.services.outbox import executions_publish, publish_on_commit
+from scheduling.services.reviews import (
+    EDITABLE_FIELDS,
+    review_create,
+    review_delete,
+    review_pause,
+    review_resume,
+    review_trigger_on_demand,
+    review_update,
+    review_validate,
+)
+from scheduling.services.runs import (
+    Claim,
+    execution_claim,
+    execution_conclude,
+    execution_continue,
+    execution_end_with_session,
+    execution_fail,
+    runs_recover_interrupted,
+)
+from scheduling.services.sync import (
+    ReconcileReport,
+    periodic_task_sync,
+    schedules_reconcile,
+)
+
+__all__ = [
+    "EDITABLE_FIELDS",
+    "Claim",
+    "DispatchResult",
+    "ReconcileReport",
+    "execution_claim",
+    "execution_conclude",
+    "execution_continue",
+    "execution_end_with_session",
+    "execution_fail",
+    "executions_publish",
+    "periodic_task_sync",
+    "publish_on_commit",
+    "review_create",
+    "review_delete",
+    "review_pause",
+    "review_resume",
+    "review_trigger_on_demand",
+    "review_update",
+    "review_validate",
+    "reviews_dispatch_due",
+    "runs_recover_interrupted",
+    "schedules_reconcile",
+    "seconds_until_next_due",
+]

@@ -1,0 +1,259 @@
+"""Creating, changing, pausing, resuming, deleting and triggering scheduled reviews.
+
+Each function is one transaction that changes the review, its PeriodicTask and records
+the audit event together.
+"""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import SYSTEM_ACTOR
+from scheduling.accounts import account_source
+from scheduling.exceptions import (
+    ALREADY_PAUSED,
+    NOT_PAUSED,
+    InvalidSchedule,
+    ReviewNotFound,
+    ReviewStateConflict,
+)
+from scheduling.models import (
+    ExecutionTrigger,
+    OverlapPolicy,
+    ScheduledReview,
+    ScheduleExecution,
+    SchedulePriority,
+    ScheduleType,
+)
+from scheduling.recurrence import Recurrence, zone
+from scheduling.services._audit import record_execution_event, record_review_event
+from scheduling.services.outbox import publish_on_commit
+from scheduling.services.sync import periodic_task_delete, periodic_task_sync
+
+# Fields a caller may set; everything else is derived.
+EDITABLE_FIELDS = (
+    "name",
+    "owner_id",
+    "schedule_type",
+    "time_of_day",
+    "weekday",
+    "day_of_month",
+    "cron_expression",
+    "interval_minutes",
+    "scheduled_time",
+    "starts_at",
+    "timezone",
+    "priority",
+    "max_retries",
+    "retry_delay_minutes",
+    "overlap_policy",
+    "catch_up_window_minutes",
+    "account_filter",
+    "metadata",
+)
+_SCHEDULE_FIELDS = frozenset(EDITABLE_FIELDS) - {
+    "name",
+    "owner_id",
+    "priority",
+    "max_retries",
+    "retry_delay_minutes",
+    "overlap_policy",
+    "catch_up_window_minutes",
+    "account_filter",
+    "metadata",
+}
+
+
+def _lock(review_id: int) -> ScheduledReview:
+    try:
+        return ScheduledReview.objects.select_for_update().get(pk=review_id)
+    except (ScheduledReview.DoesNotExist, ValueError, TypeError):
+        raise ReviewNotFound(review_id) from None
+
+
+def review_validate(review: ScheduledReview) -> None:
+    """Normalise and check an unsaved review; raises ``InvalidSchedule`` with the field."""
+    review.name = (review.name or "").strip()
+    if not review.name or len(review.name) > 200:
+        raise InvalidSchedule("name must be 1-200 characters", field="name")
+    if not (review.owner_id or "").strip():
+        raise InvalidSchedule("owner_id is required", field="owner_id")
+    if review.priority not in SchedulePriority.values:
+        raise InvalidSchedule(
+            f"'{review.priority}' is not a priority; use one of "
+            f"{', '.join(SchedulePriority.values)}",
+            field="priority",
+        )
+    if review.overlap_policy not in OverlapPolicy.values:
+        raise InvalidSchedule(
+            f"'{review.overlap_policy}' is not an overlap policy; use one of "
+            f"{', '.join(OverlapPolicy.values)}",
+            field="overlap_policy",
+        )
+    for name, low, high in (
+        ("max_retries", 0, 20),
+        ("retry_delay_minutes", 0, 7 * 24 * 60),
+        ("catch_up_window_minutes", 0, 7 * 24 * 60),
+    ):
+        value = getattr(review, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise InvalidSchedule(f"{name} must be a whole number from {low} to {high}", field=name)
+    if not isinstance(review.metadata, dict):
+        raise InvalidSchedule("metadata must be an object", field="metadata")
+    # A naive one-time or anchor datetime means wall time in the review's timezone.
+    tz = zone(review.timezone)
+    for name in ("scheduled_time", "starts_at"):
+        value = getattr(review, name)
+        if isinstance(value, datetime) and timezone.is_naive(value):
+            setattr(review, name, value.replace(tzinfo=tz))
+    if review.cron_expression and review.schedule_type == ScheduleType.CRON:
+        review.cron_expression = " ".join(review.cron_expression.split())
+    Recurrence.of(review).validate()
+    account_source().validate(review.account_filter)
+
+
+def _next_run(review: ScheduledReview, after: datetime) -> datetime | None:
+    return Recurrence.of(review).next_after(after) if review.enabled else None
+
+
+def review_create(*, actor: str = SYSTEM_ACTOR, **fields: Any) -> ScheduledReview:
+    """Create a review from ``EDITABLE_FIELDS`` (and ``enabled``) and its PeriodicTask."""
+    unknown = set(fields) - set(EDITABLE_FIELDS) - {"enabled"}
+    if unknown:
+        raise InvalidSchedule(
+            f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+        )
+    now = timezone.now()
+    review = ScheduledReview(created_at=now, updated_at=now, **fields)
+    if "starts_at" not in fields:
+        review.starts_at = now.replace(microsecond=0)
+    review_validate(review)
+    if (
+        review.schedule_type == ScheduleType.ONE_TIME
+        and review.scheduled_time is not None
+        and review.scheduled_time <= now
+    ):
+        raise InvalidSchedule("scheduled_time is in the past", field="scheduled_time")
+    review.next_run_at = _next_run(review, now)
+    with transaction.atomic():
+        review.save()
+        periodic_task_sync(review)
+        record_review_event(
+            review,
+            "review_created",
+            actor=actor,
+            metadata={
+                "schedule_type": review.schedule_type,
+                "next_run_at": _iso(review.next_run_at),
+            },
+        )
+    return review
+
+
+def review_update(
+    review_id: int, *, changes: dict[str, Any], actor: str = SYSTEM_ACTOR
+) -> ScheduledReview:
+    """Change editable fields; the next run is recomputed when the schedule changed."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidSchedule(
+            f"unknown or read-only field(s): {', '.join(sorted(unknown))}",
+            field=sorted(unknown)[0],
+        )
+    with transaction.atomic():
+        review = _lock(review_id)
+        changed = [name for name, value in changes.items() if getattr(review, name) != value]
+        for name in changed:
+            setattr(review, name, changes[name])
+        review_validate(review)
+        if not changed:
+            return review
+        if _SCHEDULE_FIELDS & set(changed):
+            review.next_run_at = _next_run(review, timezone.now())
+        review.updated_at = timezone.now()
+        review.save()
+        periodic_task_sync(review)
+        record_review_event(
+            review,
+            "review_updated",
+            actor=actor,
+            metadata={"changed": sorted(changed), "next_run_at": _iso(review.next_run_at)},
+        )
+    return review
+
+
+def review_pause(review_id: int, *, note: str = "", actor: str = SYSTEM_ACTOR) -> ScheduledReview:
+    """Stop scheduling runs; the note says why (shown to staff)."""
+    with transaction.atomic():
+        review = _lock(review_id)
+        if not review.enabled:
+            raise ReviewStateConflict(ALREADY_PAUSED.format(review_id=review_id))
+        now = timezone.now()
+        review.enabled = False
+        review.paused_note = note.strip()
+        review.paused_at = now
+        review.next_run_at = None
+        review.updated_at = now
+        review.save()
+        periodic_task_sync(review)
+        record_review_event(review, "review_paused", actor=actor, metadata={"note": note})
+    return review
+
+
+def review_resume(review_id: int, *, actor: str = SYSTEM_ACTOR) -> ScheduledReview:
+    """Schedule runs again. Runs that fell while paused are not fired, except one still
+    inside the catch-up window, which the dispatcher runs at once."""
+    with transaction.atomic():
+        review = _lock(review_id)
+        if review.enabled:
+            raise ReviewStateConflict(NOT_PAUSED.format(review_id=review_id))
+        now = timezone.now()
+        window_start = now - timedelta(minutes=review.catch_up_window_minutes)
+        review.enabled = True
+        review.next_run_at = _next_run(review, max(window_start, review.paused_at or now))
+        note = review.paused_note
+        review.paused_note = ""
+        review.paused_at = None
+        review.updated_at = now
+        review.save()
+        periodic_task_sync(review)
+        record_review_event(
+            review,
+            "review_resumed",
+            actor=actor,
+            metadata={"paused_note": note, "next_run_at": _iso(review.next_run_at)},
+        )
+    return review
+
+
+def review_delete(review_id: int, *, actor: str = SYSTEM_ACTOR) -> None:
+    """Delete the review and its PeriodicTask; its run history stays (review_name)."""
+    with transaction.atomic():
+        review = _lock(review_id)
+        record_review_event(review, "review_deleted", actor=actor)
+        periodic_task_delete(review)
+        review.delete()
+
+
+def review_trigger_on_demand(review_id: int, *, actor: str = SYSTEM_ACTOR) -> ScheduleExecution:
+    """Run the review now, paused or not, outside its schedule."""
+    with transaction.atomic():
+        review = _lock(review_id)
+        now = timezone.now()
+        execution = ScheduleExecution.objects.create(
+            review=review,
+            review_name=review.name,
+            nominal_time=now,
+            trigger=ExecutionTrigger.ON_DEMAND,
+            priority=review.priority,
+            due_at=now,
+        )
+        record_execution_event(execution, "run_queued", actor=actor)
+        publish_on_commit([execution.pk])
+    return execution
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None

@@ -1,0 +1,255 @@
+"""Runs on a real Celery worker (in a thread) over the real broker."""
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from scheduling import services
+from scheduling.models import ExecutionStatus, ScheduleExecution
+from scheduling.publishing import RunMessage, publish_runs
+from scheduling.runners import review_runner
+from sessions import services as session_services
+from sessions.models import AgentSession, SessionCheckpoint
+from sessions.state import SessionContext, SessionMetrics
+from tests.scheduling.factories import make_review
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float = 30, what: str = "") -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.05)
+
+
+def _status(execution_id) -> str:
+    return ScheduleExecution.objects.get(pk=execution_id).status
+
+
+@pytest.fixture
+def runner(settings):
+    """Choose the review runner and its pace for one test."""
+
+    def use(path: str = "scheduling.runners.SimulatedReviewRunner", **scheduling) -> None:
+        settings.SERGAS_REVIEW_RUNNER = path
+        settings.SERGAS_SCHEDULING = {**settings.SERGAS_SCHEDULING, **scheduling}
+        review_runner.cache_clear()
+
+    yield use
+    review_runner.cache_clear()
+
+
+def test_an_on_demand_run_reviews_every_account_and_succeeds(celery_worker_thread, runner):
+    runner(RUNNER_BATCH_SIZE=4)
+    review = make_review(account_filter={"count": 10})
+    execution = services.review_trigger_on_demand(review.pk, actor="staff:ana")
+
+    wait_for(lambda: _status(execution.pk) == ExecutionStatus.SUCCEEDED, what="success")
+
+    execution.refresh_from_db()
+    session = AgentSession.objects.get(pk=execution.session_id)
+    context = SessionContext.load(session.context)
+    assert session.status == "completed"
+    assert session.session_type == "on_demand"
+    assert len(context.processed_accounts) + len(context.failed_accounts) == 10
+    assert execution.accounts_processed == len(context.processed_accounts)
+    assert execution.accounts_failed == len(context.failed_accounts)
+    assert context.current_batch == context.total_batches == 3
+    assert SessionCheckpoint.objects.filter(session=session).count() == 3
+    assert len(SessionMetrics.load(session.metrics).account_processing_times_ms) == 10
+    assert execution.start_lag_ms is not None
+    assert execution.duration_ms is not None
+    review.refresh_from_db()
+    assert review.last_run_at == execution.finished_at
+    actions = list(
+        AuditEvent.objects.filter(resource=f"review:{review.pk}", event_type="schedule")
+        .order_by("timestamp")
+        .values_list("action", flat=True)
+    )
+    assert actions == ["review_created", "run_queued", "run_started", "run_succeeded"]
+
+
+def test_a_duplicated_message_makes_no_second_run(celery_worker_thread, runner):
+    runner()
+    review = make_review()
+    execution = services.review_trigger_on_demand(review.pk)
+    publish_runs([RunMessage(str(execution.pk), review.priority)] * 3)
+    wait_for(lambda: _status(execution.pk) == ExecutionStatus.SUCCEEDED)
+    time.sleep(0.5)  # let the duplicates arrive and be refused
+    assert AgentSession.objects.filter(executions=execution).count() == 1
+    assert AgentSession.objects.count() == 1
+    assert AuditEvent.objects.filter(action="run_started").count() == 1
+
+
+def test_a_failing_run_is_retried_and_each_attempt_recorded(celery_worker_thread, runner):
+    runner("tests.scheduling.runners.FailingUntilAttemptRunner")
+    review = make_review(max_retries=3, retry_delay_minutes=0)
+    first = services.review_trigger_on_demand(review.pk)
+
+    wait_for(
+        lambda: ScheduleExecution.objects.filter(
+            review=review, status=ExecutionStatus.SUCCEEDED
+        ).exists(),
+        what="third attempt",
+    )
+
+    attempts = list(
+        ScheduleExecution.objects.filter(review=review, nominal_time=first.nominal_time)
+        .order_by("attempt")
+        .values_list("attempt", "trigger", "status")
+    )
+    assert attempts == [
+        (1, "on_demand", "retrying"),
+        (2, "retry", "retrying"),
+        (3, "retry", "succeeded"),
+    ]
+    failed_sessions = AgentSession.objects.filter(status="failed")
+    assert failed_sessions.count() == 2
+    assert all("CRM unavailable" in s.error_message for s in failed_sessions)
+
+
+def test_retries_stop_at_max_retries(celery_worker_thread, runner):
+    runner("tests.scheduling.runners.FailingUntilAttemptRunner")
+    review = make_review(max_retries=1, retry_delay_minutes=0)
+    services.review_trigger_on_demand(review.pk)
+    wait_for(
+        lambda: ScheduleExecution.objects.filter(
+            review=review, status=ExecutionStatus.FAILED
+        ).exists(),
+        what="final failure",
+    )
+    statuses = list(
+        ScheduleExecution.objects.filter(review=review)
+        .order_by("attempt")
+        .values_list("status", flat=True)
+    )
+    assert statuses == ["retrying", "failed"]
+
+
+def test_a_retry_waits_for_its_delay(celery_worker_thread, runner):
+    runner("tests.scheduling.runners.FailingUntilAttemptRunner")
+    review = make_review(max_retries=3, retry_delay_minutes=5)
+    services.review_trigger_on_demand(review.pk)
+    retry = wait_for(lambda: ScheduleExecution.objects.filter(review=review, attempt=2).first())
+    assert retry.status == ExecutionStatus.QUEUED
+    assert retry.enqueued_at is None
+    assert timedelta(minutes=4) < retry.due_at - timezone.now() <= timedelta(minutes=5)
+
+
+def _slow_run(runner, review_kwargs=None):
+    runner(RUNNER_BATCH_SIZE=5, SIMULATED_ACCOUNT_MS=40)
+    review = make_review(account_filter={"count": 40}, **(review_kwargs or {}))
+    execution = services.review_trigger_on_demand(review.pk)
+    session_id = wait_for(
+        lambda: ScheduleExecution.objects.get(pk=execution.pk).session_id, what="session"
+    )
+    wait_for(
+        lambda: SessionCheckpoint.objects.filter(session_id=session_id).exists(),
+        what="first checkpoint",
+    )
+    return review, execution, session_id
+
+
+def test_pause_stops_the_run_after_a_checkpoint_and_resume_continues_it(
+    celery_worker_thread, runner
+):
+    review, execution, session_id = _slow_run(runner)
+    session_services.session_pause(session_id, actor="staff:ana")
+    wait_for(
+        lambda: ScheduleExecution.objects.get(pk=execution.pk).runner_token is None,
+        what="runner to let go",
+    )
+    assert _status(execution.pk) == ExecutionStatus.RUNNING  # paused runs still count
+    done_at_pause = SessionContext.load(AgentSession.objects.get(pk=session_id).context)
+    assert 0 < len(done_at_pause.processed_accounts | done_at_pause.failed_accounts) < 40
+
+    session_services.session_resume(session_id, actor="staff:ana")
+    wait_for(lambda: _status(execution.pk) == ExecutionStatus.SUCCEEDED, what="completion")
+
+    session = AgentSession.objects.get(pk=session_id)
+    context = SessionContext.load(session.context)
+    assert len(context.processed_accounts | context.failed_accounts) == 40
+    # No account was reviewed twice: one processing time per account.
+    assert len(SessionMetrics.load(session.metrics).account_processing_times_ms) == 40
+    actions = set(
+        AuditEvent.objects.filter(resource=f"review:{review.pk}").values_list("action", flat=True)
+    )
+    assert {"run_paused", "run_continued", "run_resumed", "run_succeeded"} <= actions
+
+
+def test_cancelling_a_paused_run_fails_it_without_retry(celery_worker_thread, runner):
+    _review, execution, session_id = _slow_run(runner, {"max_retries": 3})
+    session_services.session_pause(session_id)
+    wait_for(lambda: ScheduleExecution.objects.get(pk=execution.pk).runner_token is None)
+    session_services.session_cancel(session_id, actor="staff:ana")
+    execution.refresh_from_db()
+    assert execution.status == ExecutionStatus.FAILED
+    assert execution.error == "session cancelled outside the run"
+    assert ScheduleExecution.objects.count() == 1
+
+
+def test_cancelling_a_running_run_stops_it_at_the_next_batch(celery_worker_thread, runner):
+    _review, execution, session_id = _slow_run(runner, {"max_retries": 3})
+    session_services.session_cancel(session_id, actor="staff:ana")
+    wait_for(lambda: _status(execution.pk) == ExecutionStatus.FAILED, what="stop")
+    assert ScheduleExecution.objects.count() == 1
+
+
+def test_a_run_whose_worker_died_is_recovered_from_its_checkpoint(celery_worker_thread, runner):
+    runner(RUNNER_BATCH_SIZE=5)
+    review = make_review(account_filter={"count": 20})
+    execution = ScheduleExecution.objects.create(
+        review=review,
+        review_name=review.name,
+        nominal_time=timezone.now(),
+        priority=review.priority,
+        due_at=timezone.now(),
+    )
+    # A worker claims the run, reviews one batch, checkpoints and dies.
+    claim = services.execution_claim(str(execution.pk))
+    session_services.session_checkpoint(
+        claim.run.session_id,
+        context_changes={
+            "processed_accounts": SessionContext.load(
+                AgentSession.objects.get(pk=claim.run.session_id).context
+            ).account_ids[:5],
+            "current_batch": 1,
+        },
+    )
+    AgentSession.objects.filter(pk=claim.run.session_id).update(
+        last_heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
+    session_services.sessions_interrupt_stale(timeout_seconds=60)
+
+    assert services.runs_recover_interrupted() == [claim.run.session_id]
+    wait_for(lambda: _status(execution.pk) == ExecutionStatus.SUCCEEDED, what="recovery")
+
+    session = AgentSession.objects.get(pk=claim.run.session_id)
+    assert session.recovery_count == 1
+    assert len(SessionMetrics.load(session.metrics).account_processing_times_ms) == 15
+    assert ScheduleExecution.objects.filter(review=review).count() == 1
+    # The dead worker's token no longer holds the run.
+    assert not claim.run.still_mine()
+
+
+def test_a_buffered_run_starts_when_the_running_one_ends(celery_worker_thread, runner):
+    review, execution, _session_id = _slow_run(
+        runner,
+        {"overlap_policy": "buffer_one", "schedule_type": "interval", "interval_minutes": 60},
+    )
+    when = timezone.now() - timedelta(seconds=1)
+    type(review).objects.filter(pk=review.pk).update(starts_at=when, next_run_at=when)
+    services.reviews_dispatch_due()
+    held = ScheduleExecution.objects.get(review=review, trigger="schedule")
+    assert held.due_at is None
+    wait_for(lambda: _status(held.pk) == ExecutionStatus.SUCCEEDED, timeout=60, what="buffered")
+    assert _status(execution.pk) == ExecutionStatus.SUCCEEDED
