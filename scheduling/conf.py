@@ -33,6 +33,12 @@ def dispatch_batch_size() -> int:
     return int(_get("DISPATCH_BATCH_SIZE", 1000))
 
 
+def dispatch_lead_seconds() -> float:
+    """Runs are written to the outbox this long before they are due, so that at the due
+    second only publishing is left to do (the 09:00 herd)."""
+    return float(_get("DISPATCH_LEAD_SECONDS", 10.0))
+
+
 def dispatch_poll_seconds() -> float:
     """Longest sleep of the dispatcher between looks at the next due review."""
     return float(_get("DISPATCH_POLL_SECONDS", 1.0))

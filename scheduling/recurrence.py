@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import islice
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -116,7 +117,8 @@ class Recurrence:
     starts_at: datetime | None = None
 
     @classmethod
-    def of(cls, review: ScheduledReview) -> "Recurrence":
+    def of(cls, review: "ScheduledReview | Any") -> "Recurrence":
+        """The recurrence of a review, or of anything carrying a review's fields."""
         return cls(
             schedule_type=review.schedule_type,
             timezone=review.timezone,
@@ -128,6 +130,18 @@ class Recurrence:
             scheduled_time=review.scheduled_time,
             starts_at=review.starts_at,
         )
+
+    def normalized_after(self, moment: datetime) -> "Recurrence":
+        """An equivalent recurrence for occurrences after ``moment``: irrelevant fields and
+        a ``starts_at`` floor already passed are dropped, so reviews that share a schedule
+        (the 09:00 herd) compare equal and share one computation."""
+        kind = self.schedule_type
+        keep = {"schedule_type", "timezone"} | _RELEVANT.get(kind, set())
+        anchored = kind in (ScheduleType.INTERVAL, ScheduleType.BIWEEKLY)
+        if not anchored and self.starts_at is not None and self.starts_at <= moment:
+            keep.discard("starts_at")
+        values = {name: getattr(self, name) if name in keep else _EMPTY[name] for name in _EMPTY}
+        return Recurrence(**values)
 
     def validate(self) -> None:
         """Raise ``InvalidSchedule`` (with the field) unless this can be scheduled."""
@@ -262,6 +276,26 @@ class Recurrence:
         return ((day - anchor_monday).days // 7) % 2 == 0
 
 
+_EMPTY: dict[str, object] = {
+    "schedule_type": "",
+    "timezone": "UTC",
+    "time_of_day": None,
+    "weekday": None,
+    "day_of_month": None,
+    "cron_expression": "",
+    "interval_minutes": None,
+    "scheduled_time": None,
+    "starts_at": None,
+}
+_RELEVANT: dict[str, set[str]] = {
+    ScheduleType.DAILY: {"time_of_day", "starts_at"},
+    ScheduleType.WEEKLY: {"time_of_day", "weekday", "starts_at"},
+    ScheduleType.BIWEEKLY: {"time_of_day", "weekday", "starts_at"},
+    ScheduleType.MONTHLY: {"time_of_day", "day_of_month", "starts_at"},
+    ScheduleType.CRON: {"cron_expression", "starts_at"},
+    ScheduleType.INTERVAL: {"interval_minutes", "starts_at"},
+    ScheduleType.ONE_TIME: {"scheduled_time"},
+}
 _PRESETS = {ScheduleType.DAILY, ScheduleType.WEEKLY, ScheduleType.BIWEEKLY, ScheduleType.MONTHLY}
 
 

@@ -18,7 +18,7 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_database_url() -> str:
+def child_database_url() -> str:
     """A URL to the database the tests use (``test_...``), for child processes."""
     db = connection.settings_dict
     user = quote(db.get("USER") or "")
@@ -43,7 +43,7 @@ class CeleryProcess:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "sergas.settings.test",
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": child_database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "SESSION_CACHE_KEY_PREFIX": settings.SERGAS_SESSIONS["CACHE_KEY_PREFIX"],
             **self.env,

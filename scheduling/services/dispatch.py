@@ -1,12 +1,17 @@
 """Turning due reviews into runs: the dispatcher that beat calls every tick.
 
-One pass takes the enabled reviews whose ``next_run_at`` has come (``FOR UPDATE SKIP
-LOCKED``, a batch at a time, most urgent first), and in one transaction per batch
-records for each of them what happens to the due run (queued, skipped because of an
-overlap, or missed because it is older than the catch-up window), advances
-``next_run_at`` and writes the audit events. The batch is published right after its
-commit, so the first runs of a large herd are on the queue while later batches are
-still being written.
+A pass takes the enabled reviews whose ``next_run_at`` falls before now plus
+``DISPATCH_LEAD_SECONDS`` (``FOR UPDATE SKIP LOCKED``, a batch at a time, most urgent
+first) and, in one transaction per batch, records what happens to each due run as a
+``ScheduleExecution`` row with its audit event, and advances ``next_run_at``:
+
+- a run whose time has come is queued (or skipped because of an overlap, or missed
+  because it is older than the catch-up window) and published right after the commit;
+- a run due within the lead time is queued ahead, with ``due_at`` its nominal time; the
+  outbox publishes it at that second. At 09:00 sharp only publishing is left to do for
+  the herd, however large. Reviews with an active run are not prepared ahead (whether
+  the run overlaps is decided when it is due), and a run prepared ahead still checks the
+  overlap policy when a worker claims it.
 
 A run is one (review, nominal time): ``next_run_at`` advances in the same transaction
 that creates the run, under the review's row lock, and the unique constraint on
@@ -16,8 +21,9 @@ woke up, a stock beat firing ``fire_review``) can never create the same run twic
 
 import functools
 import logging
+import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,8 +44,9 @@ from scheduling.models import (
     SchedulePriority,
 )
 from scheduling.recurrence import Recurrence
-from scheduling.services._audit import execution_event_metadata, review_resource
-from scheduling.services.outbox import executions_publish
+from scheduling.services._audit import review_resource
+from scheduling.services.outbox import executions_publish_new
+from sergas.pgcopy import copy_rows
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +74,57 @@ class DispatchResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+@dataclass(slots=True)
+class _DueReview:
+    """The columns of a due review the dispatcher needs (no model instances: the herd
+    is thousands of rows and model construction would dominate)."""
+
+    id: int
+    name: str
+    priority: str
+    next_run_at: datetime
+    catch_up_window_minutes: int
+    overlap_policy: str
+    schedule_type: str
+    timezone: str
+    time_of_day: Any
+    weekday: int | None
+    day_of_month: int | None
+    cron_expression: str
+    interval_minutes: int | None
+    scheduled_time: datetime | None
+    starts_at: datetime | None
+
+
+_DUE_FIELDS = [field.name for field in fields(_DueReview)]
+
+_EXECUTION_COLUMNS = [
+    "id",
+    "review_id",
+    "review_name",
+    "nominal_time",
+    "attempt",
+    "trigger",
+    "status",
+    "priority",
+    "due_at",
+    "finished_at",
+    "error",
+    "accounts_processed",
+    "accounts_failed",
+    "created_at",
+]
+
+
 @dataclass
 class _Plan:
-    executions: list[ScheduleExecution] = field(default_factory=list)
+    at: datetime
+    actor: str
+    executions: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
-    publish: list[Any] = field(default_factory=list)
+    publish: list[tuple[uuid.UUID, str]] = field(default_factory=list)
+    next_runs: dict[datetime | None, list[int]] = field(default_factory=lambda: defaultdict(list))
+    left_for_later: list[int] = field(default_factory=list)
     result: DispatchResult = field(default_factory=DispatchResult)
 
 
@@ -84,17 +137,22 @@ def reviews_dispatch_due(
     """Dispatch every review due at ``now`` (default: the current time), batch by batch."""
     total = DispatchResult()
     batch_size = conf.dispatch_batch_size()
+    lead = timedelta(seconds=conf.dispatch_lead_seconds())
+    left_for_later: list[int] = []  # reviews with an active run: not prepared ahead
     while True:
         at = now or timezone.now()
         with transaction.atomic():
-            due = _lock_due(at, review_ids, batch_size)
+            due = _lock_due(at + lead, review_ids, left_for_later, batch_size)
             if not due:
                 break
             plan = _plan(due, at, actor)
-            ScheduleExecution.objects.bulk_create(plan.executions, batch_size=1000)
+            left_for_later += plan.left_for_later
+            copy_rows(ScheduleExecution._meta.db_table, _EXECUTION_COLUMNS, plan.executions)
             audit_events_record_many(plan.events)
-            ScheduledReview.objects.bulk_update(due, ["next_run_at"], batch_size=1000)
-        plan.result.published = executions_publish(plan.publish, limit=len(plan.publish))
+            # The herd shares a handful of next run times: one UPDATE per distinct value.
+            for next_run_at, ids in plan.next_runs.items():
+                ScheduledReview.objects.filter(pk__in=ids).update(next_run_at=next_run_at)
+        plan.result.published = executions_publish_new(plan.publish)
         total.add(plan.result)
         if len(due) < batch_size:
             break
@@ -111,43 +169,67 @@ def reviews_dispatch_due(
 
 
 def seconds_until_next_due(*, now: datetime | None = None) -> float | None:
-    """How long until the next enabled review is due (0 if one is), None if none is."""
-    nearest = (
+    """How long until the dispatcher has work: a review to prepare or a prepared run to
+    publish (0 if now), None if nothing is scheduled."""
+    now = now or timezone.now()
+    next_review = (
         ScheduledReview.objects.filter(enabled=True, next_run_at__isnull=False)
         .order_by("next_run_at")
         .values_list("next_run_at", flat=True)
         .first()
     )
-    if nearest is None:
+    next_publish = (
+        ScheduleExecution.objects.filter(
+            status=ExecutionStatus.QUEUED, enqueued_at__isnull=True, due_at__isnull=False
+        )
+        .order_by("due_at")
+        .values_list("due_at", flat=True)
+        .first()
+    )
+    moments = []
+    if next_review is not None:
+        moments.append(next_review - timedelta(seconds=conf.dispatch_lead_seconds()))
+    if next_publish is not None:
+        moments.append(next_publish)
+    if not moments:
         return None
-    return max(0.0, (nearest - (now or timezone.now())).total_seconds())
+    return max(0.0, (min(moments) - now).total_seconds())
 
 
-def _lock_due(at: datetime, review_ids: list[int] | None, batch_size: int) -> list[ScheduledReview]:
+def _lock_due(
+    until: datetime, review_ids: list[int] | None, excluded: list[int], batch_size: int
+) -> list[_DueReview]:
     queryset = ScheduledReview.objects.select_for_update(skip_locked=True).filter(
-        enabled=True, next_run_at__lte=at
+        enabled=True, next_run_at__lte=until
     )
     if review_ids is not None:
         queryset = queryset.filter(pk__in=review_ids)
-    return list(
-        queryset.annotate(rank=_PRIORITY_RANK).order_by("next_run_at", "rank", "pk")[:batch_size]
+    if excluded:
+        queryset = queryset.exclude(pk__in=excluded)
+    rows = (
+        queryset.annotate(rank=_PRIORITY_RANK)
+        .order_by("next_run_at", "rank", "pk")
+        .values_list(*_DUE_FIELDS)[:batch_size]
     )
+    return [_DueReview(*row) for row in rows]
 
 
-def _plan(due: list[ScheduledReview], at: datetime, actor: str) -> _Plan:
-    plan = _Plan()
+def _plan(due: list[_DueReview], at: datetime, actor: str) -> _Plan:
+    plan = _Plan(at=at, actor=actor)
     active: dict[int, list[tuple[str, datetime | None]]] = defaultdict(list)
     for review_id, status, due_at in ScheduleExecution.objects.filter(
-        review__in=due, status__in=ACTIVE_EXECUTION_STATUSES
+        review_id__in=[review.id for review in due], status__in=ACTIVE_EXECUTION_STATUSES
     ).values_list("review_id", "status", "due_at"):
         active[review_id].append((status, due_at))
     # The 09:00 herd shares a handful of recurrences: compute each timeline once.
     timeline = functools.lru_cache(maxsize=4096)(_timeline)
     for review in due:
+        if review.next_run_at > at:
+            _prepare(plan, review, active[review.id], timeline)
+            continue
         window_start = at - timedelta(minutes=review.catch_up_window_minutes)
-        missed, candidates, next_run = timeline(
-            Recurrence.of(review), review.next_run_at, window_start, at
-        )
+        recurrence = Recurrence.of(review).normalized_after(review.next_run_at)
+        missed, candidates, next_run = timeline(recurrence, review.next_run_at, window_start, at)
         run_at = candidates[-1] if candidates else None
         for nominal in missed:
             _add(
@@ -155,8 +237,6 @@ def _plan(due: list[ScheduledReview], at: datetime, actor: str) -> _Plan:
                 review,
                 nominal,
                 ExecutionStatus.MISSED,
-                actor,
-                due_at=None,
                 error="not dispatched within the catch-up window",
             )
         for nominal in candidates[:-1]:
@@ -165,25 +245,40 @@ def _plan(due: list[ScheduledReview], at: datetime, actor: str) -> _Plan:
                 review,
                 nominal,
                 ExecutionStatus.MISSED,
-                actor,
-                due_at=None,
                 error=f"superseded by the run of {run_at.isoformat()}",
             )
         if run_at is not None:
-            status, due_at = _overlap_decision(review, active[review.pk], run_at)
+            status, due_at = _overlap_decision(review, active[review.id], run_at)
             skipped = status == ExecutionStatus.SKIPPED_OVERLAP
             _add(
                 plan,
                 review,
                 run_at,
                 status,
-                actor,
                 due_at=due_at,
                 error="a previous run was still active" if skipped else "",
             )
-        review.next_run_at = next_run
+        plan.next_runs[next_run].append(review.id)
         plan.result.reviews += 1
     return plan
+
+
+def _prepare(
+    plan: _Plan,
+    review: _DueReview,
+    active: list[tuple[str, datetime | None]],
+    timeline: Any,
+) -> None:
+    """Queue a run due within the lead time ahead of its time (published when due)."""
+    if active:
+        plan.left_for_later.append(review.id)  # overlap is decided when it is due
+        return
+    nominal = review.next_run_at
+    recurrence = Recurrence.of(review).normalized_after(nominal)
+    _missed, _runnable, next_run = timeline(recurrence, nominal, nominal, nominal)
+    _add(plan, review, nominal, ExecutionStatus.QUEUED, due_at=nominal)
+    plan.next_runs[next_run].append(review.id)
+    plan.result.reviews += 1
 
 
 def _timeline(
@@ -210,7 +305,7 @@ def _timeline(
 
 
 def _overlap_decision(
-    review: ScheduledReview, active: list[tuple[str, datetime | None]], nominal: datetime
+    review: _DueReview, active: list[tuple[str, datetime | None]], nominal: datetime
 ) -> tuple[str, datetime | None]:
     """(status, due_at) of a run due while ``active`` runs of the same review exist."""
     if not active or review.overlap_policy == OverlapPolicy.ALLOW:
@@ -224,49 +319,63 @@ def _overlap_decision(
     return ExecutionStatus.SKIPPED_OVERLAP, None
 
 
+_ACTIONS = {
+    ExecutionStatus.QUEUED: "run_queued",
+    ExecutionStatus.SKIPPED_OVERLAP: "run_skipped_overlap",
+    ExecutionStatus.MISSED: "run_missed",
+}
+
+
 def _add(
     plan: _Plan,
-    review: ScheduledReview,
+    review: _DueReview,
     nominal: datetime,
     status: str,
-    actor: str,
     *,
-    due_at: datetime | None,
+    due_at: datetime | None = None,
     error: str = "",
 ) -> None:
-    now = timezone.now()
-    execution = ScheduleExecution(
-        review=review,
-        review_name=review.name,
-        nominal_time=nominal,
-        trigger=ExecutionTrigger.SCHEDULE,
-        status=status,
-        priority=review.priority,
-        due_at=due_at,
-        error=error,
-        created_at=now,
-        finished_at=None if status == ExecutionStatus.QUEUED else now,
+    execution_id = uuid.uuid4()
+    finished_at = None if status == ExecutionStatus.QUEUED else plan.at
+    plan.executions.append(
+        (
+            execution_id,
+            review.id,
+            review.name,
+            nominal,
+            1,
+            ExecutionTrigger.SCHEDULE.value,
+            status,
+            review.priority,
+            due_at,
+            finished_at,
+            error,
+            0,
+            0,
+            plan.at,
+        )
     )
-    plan.executions.append(execution)
-    action = {
-        ExecutionStatus.QUEUED: "run_queued",
-        ExecutionStatus.SKIPPED_OVERLAP: "run_skipped_overlap",
-        ExecutionStatus.MISSED: "run_missed",
-    }[status]
     plan.events.append(
         {
             "event_type": AuditEventType.SCHEDULE,
-            "action": action,
-            "actor": actor,
-            "resource": review_resource(review.pk),
-            "metadata": {"review": review.name, **execution_event_metadata(execution)},
-            "timestamp": now,
+            "action": _ACTIONS[status],
+            "actor": plan.actor,
+            "resource": review_resource(review.id),
+            "metadata": {
+                "review": review.name,
+                "execution_id": str(execution_id),
+                "nominal_time": nominal.isoformat(),
+                "attempt": 1,
+                "trigger": ExecutionTrigger.SCHEDULE.value,
+                "status": status,
+            },
+            "timestamp": plan.at,
         }
     )
     if status == ExecutionStatus.QUEUED:
         plan.result.queued += 1
-        if due_at is not None:
-            plan.publish.append(execution.pk)
+        if due_at is not None and due_at <= plan.at:
+            plan.publish.append((execution_id, review.priority))
     elif status == ExecutionStatus.SKIPPED_OVERLAP:
         plan.result.skipped += 1
     else:

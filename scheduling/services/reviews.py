@@ -20,6 +20,7 @@ from scheduling.exceptions import (
     ReviewStateConflict,
 )
 from scheduling.models import (
+    ExecutionStatus,
     ExecutionTrigger,
     OverlapPolicy,
     ScheduledReview,
@@ -114,6 +115,21 @@ def review_validate(review: ScheduledReview) -> None:
     account_source().validate(review.account_filter)
 
 
+def _drop_prepared_runs(review: ScheduledReview, *, actor: str) -> None:
+    """Runs queued ahead of their time (dispatch lead) that the change makes wrong: they
+    were never published, so they are withdrawn rather than left to run."""
+    prepared = ScheduleExecution.objects.filter(
+        review=review,
+        trigger=ExecutionTrigger.SCHEDULE,
+        status=ExecutionStatus.QUEUED,
+        enqueued_at__isnull=True,
+        due_at__gt=timezone.now(),
+    )
+    for execution in prepared:
+        record_execution_event(execution, "run_unscheduled", actor=actor)
+    prepared.delete()
+
+
 def _next_run(review: ScheduledReview, after: datetime) -> datetime | None:
     return Recurrence.of(review).next_after(after) if review.enabled else None
 
@@ -171,6 +187,7 @@ def review_update(
         if not changed:
             return review
         if _SCHEDULE_FIELDS & set(changed):
+            _drop_prepared_runs(review, actor=actor)
             review.next_run_at = _next_run(review, timezone.now())
         review.updated_at = timezone.now()
         review.save()
@@ -191,6 +208,7 @@ def review_pause(review_id: int, *, note: str = "", actor: str = SYSTEM_ACTOR) -
         if not review.enabled:
             raise ReviewStateConflict(ALREADY_PAUSED.format(review_id=review_id))
         now = timezone.now()
+        _drop_prepared_runs(review, actor=actor)
         review.enabled = False
         review.paused_note = note.strip()
         review.paused_at = now
@@ -233,6 +251,7 @@ def review_delete(review_id: int, *, actor: str = SYSTEM_ACTOR) -> None:
     with transaction.atomic():
         review = _lock(review_id)
         record_review_event(review, "review_deleted", actor=actor)
+        _drop_prepared_runs(review, actor=actor)
         periodic_task_delete(review)
         review.delete()
 

@@ -19,6 +19,7 @@ from scheduling.accounts import account_source
 from scheduling.models import (
     ExecutionStatus,
     ExecutionTrigger,
+    OverlapPolicy,
     ScheduledReview,
     ScheduleExecution,
 )
@@ -60,6 +61,9 @@ def execution_claim(execution_id: str, *, actor: str = WORKER_ACTOR) -> Claim | 
             logger.warning("Run %s does not exist; message dropped", execution_id)
             return None
         now = timezone.now()  # after the lock: the publisher's commit happened before
+        if execution.status == ExecutionStatus.QUEUED and _overlaps(execution):
+            _defer_for_overlap(execution, actor=actor)
+            return None
         if execution.status == ExecutionStatus.QUEUED:
             execution.status = ExecutionStatus.RUNNING
             execution.started_at = now
@@ -95,6 +99,37 @@ def execution_claim(execution_id: str, *, actor: str = WORKER_ACTOR) -> Claim | 
         ),
         resumed=resumed,
     )
+
+
+def _overlaps(execution: ScheduleExecution) -> bool:
+    """A scheduled run queued ahead of its time finds another run of its review running
+    (an on-demand trigger, a long run): the overlap policy applies now."""
+    review = execution.review
+    return (
+        execution.trigger == ExecutionTrigger.SCHEDULE
+        and review is not None
+        and review.overlap_policy != OverlapPolicy.ALLOW
+        and ScheduleExecution.objects.filter(review=review, status=ExecutionStatus.RUNNING)
+        .exclude(pk=execution.pk)
+        .exists()
+    )
+
+
+def _defer_for_overlap(execution: ScheduleExecution, *, actor: str) -> None:
+    held_already = ScheduleExecution.objects.filter(
+        review_id=execution.review_id, status=ExecutionStatus.QUEUED, due_at__isnull=True
+    ).exists()
+    if execution.review.overlap_policy == OverlapPolicy.BUFFER_ONE and not held_already:
+        execution.due_at = None
+        execution.enqueued_at = None
+        execution.save(update_fields=["due_at", "enqueued_at"])
+        record_execution_event(execution, "run_held", actor=actor)
+        return
+    execution.status = ExecutionStatus.SKIPPED_OVERLAP
+    execution.finished_at = timezone.now()
+    execution.error = "a previous run was still active"
+    execution.save(update_fields=["status", "finished_at", "error"])
+    record_execution_event(execution, "run_skipped_overlap", actor=actor)
 
 
 def _session_for(execution: ScheduleExecution, *, actor: str) -> AgentSession:

@@ -58,23 +58,40 @@ def test_a_review_fires_at_its_time_and_its_run_and_session_are_right(celery_pro
     assert review.next_run_at == review.starts_at + timedelta(minutes=60)
 
 
-def test_beat_killed_and_restarted_around_a_due_time_runs_it_once(celery_processes):
+def test_beat_killed_after_preparing_a_run_and_restarted_after_its_time_runs_it_once(
+    celery_processes,
+):
     review = _interval_review_due_in(6)
     first = celery_processes.beat()
+    prepared = wait_for(lambda: _runs(review), timeout=20, what="the run prepared ahead")
+    assert prepared[0].enqueued_at is None
+    first.kill()  # dies before the due time, with the run in the outbox
+
+    wait_for(lambda: timezone.now() > review.starts_at + timedelta(seconds=2), timeout=20)
+    second = celery_processes.beat()
+    wait_for(lambda: _runs(review)[0].enqueued_at, timeout=30, what="the publish")
+    second.stop()
+    [run] = _runs(review)
+    assert run.nominal_time == review.starts_at
+    assert run.enqueued_at > run.nominal_time
+
+
+def test_beat_dead_when_a_run_comes_due_catches_it_up_once(celery_processes):
+    review = _interval_review_due_in(4)
+    first = celery_processes.beat(SCHEDULING_DISPATCH_LEAD_SECONDS="0")
     first.wait_for_log("Beat leadership acquired")
-    first.kill()  # dies before the due time
+    first.kill()
 
     wait_for(lambda: timezone.now() > review.starts_at + timedelta(seconds=2), timeout=20)
     assert _runs(review) == []  # nothing dispatched while no beat ran
 
-    second = celery_processes.beat()
+    second = celery_processes.beat(SCHEDULING_DISPATCH_LEAD_SECONDS="0")
     wait_for(lambda: _runs(review), timeout=30, what="the catch-up dispatch")
     second.stop()
-    runs = _runs(review)
-    assert len(runs) == 1
-    assert runs[0].nominal_time == review.starts_at
-    assert runs[0].status == ExecutionStatus.QUEUED
-    assert runs[0].enqueued_at is not None
+    [run] = _runs(review)
+    assert run.nominal_time == review.starts_at
+    assert run.status == ExecutionStatus.QUEUED
+    assert run.enqueued_at is not None
 
 
 def test_a_gracefully_restarted_beat_neither_loses_nor_duplicates(celery_processes):

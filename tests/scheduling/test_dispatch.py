@@ -181,3 +181,50 @@ def test_due_reviews_are_taken_most_urgent_first(settings):
         ScheduleExecution.objects.order_by("created_at").values_list("review_id", flat=True)
     )
     assert order == [critical.pk, medium.pk, low.pk]
+
+
+class TestAheadOfTime:
+    def test_a_run_due_within_the_lead_is_queued_ahead_and_published_when_due(
+        self, review_queue_length
+    ):
+        review = _due(_interval_review(), ago=timedelta(seconds=-5))  # due in 5 s
+        result = services.reviews_dispatch_due()
+        assert (result.queued, result.published) == (1, 0)
+        prepared = review.executions.get()
+        assert prepared.due_at == prepared.nominal_time == review.next_run_at
+        assert prepared.enqueued_at is None
+        assert services.executions_publish() == 0
+        assert review_queue_length() == 0
+        assert services.executions_publish(now=prepared.due_at) == 1
+        assert review_queue_length() == 1
+        review.refresh_from_db()
+        assert review.next_run_at == prepared.nominal_time + timedelta(minutes=60)
+
+    def test_a_review_with_an_active_run_is_not_prepared_ahead(self):
+        review = _due(_interval_review(), ago=timedelta(seconds=-5))
+        ScheduleExecution.objects.create(
+            review=review,
+            review_name=review.name,
+            nominal_time=timezone.now(),
+            status=ExecutionStatus.RUNNING,
+            priority=review.priority,
+        )
+        assert services.reviews_dispatch_due().reviews == 0
+        assert review.executions.count() == 1
+
+    def test_pausing_withdraws_a_run_prepared_ahead(self):
+        review = _due(_interval_review(), ago=timedelta(seconds=-5))
+        services.reviews_dispatch_due()
+        services.review_pause(review.pk, note="stop", actor="staff:ana")
+        assert not review.executions.exists()
+        assert AuditEvent.objects.filter(action="run_unscheduled").count() == 1
+
+    def test_a_prepared_run_that_finds_its_review_running_follows_the_overlap_policy(self):
+        review = _due(_interval_review(overlap_policy="skip"), ago=timedelta(seconds=-5))
+        services.reviews_dispatch_due()
+        prepared = review.executions.get()
+        services.review_trigger_on_demand(review.pk)
+        ScheduleExecution.objects.filter(trigger="on_demand").update(status="running")
+        assert services.execution_claim(str(prepared.pk)) is None
+        prepared.refresh_from_db()
+        assert prepared.status == ExecutionStatus.SKIPPED_OVERLAP

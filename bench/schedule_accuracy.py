@@ -1,0 +1,399 @@
+"""Schedule accuracy: thousands of reviews due in the same minute (the 09:00 herd).
+
+For each size (1,000 and 10,000; 50 with --quick) it runs two scenarios in one run, on
+the same machine, one after the other:
+
+- ours: N daily reviews due at the same minute, our beat (``ReviewScheduler``) and W
+  worker processes running a runner that does no review work (``bench.runners.
+  InstantRunner``), so the figures are about scheduling, not reviewing. Per run:
+  dispatch lag (nominal time -> message published with its execution row) and start
+  lag (nominal time -> task started), from the execution rows; and whether every due run
+  was dispatched exactly once.
+- stock: N django-celery-beat PeriodicTasks with the same crontab, the stock
+  ``DatabaseScheduler`` and W workers running a no-op task; send and start times are
+  recorded by Celery signals in ``bench.stock_beat``.
+
+It uses a database of its own (``<DATABASE_URL name>_bench_schedule``), created fresh.
+"""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.harness import Figure, parser, percentile, report  # noqa: E402
+
+BENCH_ENV = {
+    "SCHEDULING_REVIEW_QUEUE": "bench-reviews",
+    "CELERY_DEFAULT_QUEUE": "bench-celery",
+    "SERGAS_REVIEW_RUNNER": "bench.runners.InstantRunner",
+    "SESSION_CACHE_KEY_PREFIX": "bench-schedule",
+    "SCHEDULING_DISPATCH_POLL_SECONDS": "0.25",
+}
+STOCK_QUEUE = "bench-stock"
+
+
+def _bench_database_url() -> str:
+    url = urlsplit(os.environ["DATABASE_URL"])
+    name = url.path.lstrip("/") or "sergas"
+    return urlunsplit(url._replace(path=f"/{name}_bench_schedule"))
+
+
+def _recreate_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
+        )
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def _spawn(*args: str, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", *args],
+            cwd=ROOT,
+            env={**os.environ},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _stop(*processes: subprocess.Popen[bytes]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _purge_queues() -> None:
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    for pattern in ("bench-*", "bench:*", "_kombu.binding.bench-*"):
+        for key in client.scan_iter(pattern):
+            client.delete(key)
+
+
+def _due_minute(lead_seconds: float) -> datetime:
+    earliest = datetime.now(UTC) + timedelta(seconds=lead_seconds)
+    return (earliest + timedelta(minutes=1)).replace(second=0, microsecond=0)
+
+
+def _sleep_until(moment: datetime) -> None:
+    time.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()))
+
+
+def _stats(samples: list[float]) -> dict[str, float]:
+    if not samples:
+        return {"p50": math.nan, "p99": math.nan, "max": math.nan}
+    return {
+        "p50": percentile(samples, 0.5),
+        "p99": percentile(samples, 0.99),
+        "max": max(samples),
+    }
+
+
+def _reset_tables() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM schedule_execution")
+        cursor.execute("DELETE FROM scheduled_review")
+        cursor.execute("DELETE FROM agent_session")
+        cursor.execute(
+            "DELETE FROM django_celery_beat_periodictask WHERE name LIKE 'review:%%'"
+            " OR name LIKE 'bench:%%'"
+        )
+
+
+def ours(count: int, workers: int, log_dir: Path, *, quick: bool) -> dict[str, object]:
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
+
+    from scheduling.models import ScheduledReview, ScheduleExecution
+    from scheduling.services.sync import FIRE_TASK
+
+    _reset_tables()
+    _purge_queues()
+    # The herd is a minute boundary, as daily presets make it; a smoke run just needs soon.
+    due = (
+        (datetime.now(UTC) + timedelta(seconds=8)).replace(microsecond=0)
+        if quick
+        else _due_minute(lead_seconds=15 + count / 1000)
+    )
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=str(due.minute),
+        hour=str(due.hour),
+        day_of_week="*",
+        day_of_month="*",
+        month_of_year="*",
+        timezone="UTC",
+    )
+    reviews = ScheduledReview.objects.bulk_create(
+        [
+            ScheduledReview(
+                name=f"herd {index:05d}",
+                owner_id=f"owner_{index % 50:02d}",
+                schedule_type="daily",
+                time_of_day=due.time(),
+                timezone="UTC",
+                account_filter={"count": 1},
+                next_run_at=due,
+            )
+            for index in range(count)
+        ],
+        batch_size=2000,
+    )
+    tasks = PeriodicTask.objects.bulk_create(
+        [
+            PeriodicTask(
+                name=f"review:{review.pk}",
+                task=FIRE_TASK,
+                crontab=crontab,
+                args=json.dumps([review.pk]),
+            )
+            for review in reviews
+        ],
+        batch_size=2000,
+    )
+    for review, task in zip(reviews, tasks, strict=True):
+        review.periodic_task = task
+    ScheduledReview.objects.bulk_update(reviews, ["periodic_task"], batch_size=2000)
+    PeriodicTasks.update_changed()
+
+    worker = _spawn(
+        "-A",
+        "sergas",
+        "worker",
+        "--concurrency",
+        str(workers),
+        "--queues",
+        "bench-reviews,bench-celery",
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel",
+        "WARNING",
+        log=log_dir / f"ours-{count}-worker.log",
+    )
+    beat = _spawn(
+        "-A",
+        "sergas",
+        "beat",
+        "--max-interval",
+        "1",
+        "--loglevel",
+        "INFO",
+        log=log_dir / f"ours-{count}-beat.log",
+    )
+    _sleep_until(due)
+    deadline = time.monotonic() + 120 + count / 20
+    while time.monotonic() < deadline:
+        started = ScheduleExecution.objects.filter(started_at__isnull=False).count()
+        if started >= count:
+            break
+        time.sleep(1)
+    _stop(beat, worker)
+
+    rows = list(
+        ScheduleExecution.objects.filter(trigger="schedule").values_list(
+            "review_id", "nominal_time", "enqueued_at", "started_at"
+        )
+    )
+    per_review: dict[int, int] = {}
+    for review_id, *_ in rows:
+        per_review[review_id] = per_review.get(review_id, 0) + 1
+    dispatch = [(e - n).total_seconds() for _, n, e, _ in rows if e is not None]
+    start = [(s - n).total_seconds() for _, n, _, s in rows if s is not None]
+    return {
+        "due": count,
+        "dispatched": len(dispatch),
+        "exactly_once": len(per_review) == count and set(per_review.values()) == {1},
+        "duplicates": sum(v - 1 for v in per_review.values()),
+        "started": len(start),
+        "dispatch": _stats(dispatch),
+        "start": _stats(start),
+    }
+
+
+def stock(count: int, workers: int, log_dir: Path, observe_seconds: float) -> dict[str, object]:
+    import redis
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
+
+    from bench.stock_beat import SENT_KEY, STARTED_KEY
+
+    _reset_tables()
+    _purge_queues()
+    due = _due_minute(lead_seconds=30 + count / 250)
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=str(due.minute),
+        hour=str(due.hour),
+        day_of_week="*",
+        day_of_month="*",
+        month_of_year="*",
+        timezone="UTC",
+    )
+    PeriodicTask.objects.bulk_create(
+        [
+            PeriodicTask(
+                name=f"bench:{index:05d}",
+                task="bench.noop",
+                crontab=crontab,
+                args=json.dumps([index]),
+                queue=STOCK_QUEUE,
+            )
+            for index in range(count)
+        ],
+        batch_size=2000,
+    )
+    PeriodicTasks.update_changed()
+    worker = _spawn(
+        "-A",
+        "bench.stock_beat",
+        "worker",
+        "--concurrency",
+        str(workers),
+        "--queues",
+        STOCK_QUEUE,
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel",
+        "WARNING",
+        log=log_dir / f"stock-{count}-worker.log",
+    )
+    beat = _spawn(
+        "-A",
+        "bench.stock_beat",
+        "beat",
+        "--scheduler",
+        "django_celery_beat.schedulers:DatabaseScheduler",
+        "--loglevel",
+        "WARNING",
+        log=log_dir / f"stock-{count}-beat.log",
+    )
+    _sleep_until(due + timedelta(seconds=observe_seconds))
+    _stop(beat, worker)
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    nominal = due.timestamp()
+    sent = {
+        json.loads(raw)["index"]: json.loads(raw)["at"] for raw in client.lrange(SENT_KEY, 0, -1)
+    }
+    started = [json.loads(raw)["at"] - nominal for raw in client.lrange(STARTED_KEY, 0, -1)]
+    dispatch = [at - nominal for at in sent.values()]
+    return {
+        "due": count,
+        "dispatched": len(dispatch),
+        "exactly_once": len(sent) == count,
+        "duplicates": client.llen(SENT_KEY) - len(sent),
+        "started": len(started),
+        "dispatch": _stats(dispatch),
+        "start": _stats(started),
+        "observed_seconds": observe_seconds,
+    }
+
+
+def main() -> None:
+    arguments = parser(__doc__.splitlines()[0])
+    arguments.add_argument("--sizes", default=None, help="comma-separated review counts")
+    arguments.add_argument("--workers", type=int, default=2)
+    arguments.add_argument(
+        "--observe-seconds",
+        type=float,
+        default=None,
+        help="how long after the due time the stock beat is watched",
+    )
+    options = arguments.parse_args()
+    sizes = [
+        int(size)
+        for size in (options.sizes or ("50" if options.quick else "1000,10000")).split(",")
+    ]
+    observe = options.observe_seconds or (20.0 if options.quick else 90.0)
+
+    url = _bench_database_url()
+    _recreate_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ.update(BENCH_ENV)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sergas.settings.base")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    log_dir = ROOT / "var" / "bench-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    figures: list[Figure] = []
+    results = {}
+    for size in sizes:
+        mine = ours(size, options.workers, log_dir, quick=options.quick)
+        # Stock crontabs only fire on minute boundaries; a smoke run does not wait for one.
+        theirs = None if options.quick else stock(size, options.workers, log_dir, observe)
+        results[size] = {"ours": mine, "stock": theirs}
+        print(f"\n{size} reviews due at once, {options.workers} worker processes")
+        for label, result in (("ours", mine), ("stock django-celery-beat", theirs)):
+            if result is None:
+                continue
+            print(
+                f"  {label:26} dispatched {result['dispatched']}/{result['due']}"
+                f" (duplicates {result['duplicates']})"
+                f"  dispatch lag p50 {result['dispatch']['p50']:.3f}s"
+                f" p99 {result['dispatch']['p99']:.3f}s max {result['dispatch']['max']:.3f}s"
+                f"  start lag p50 {result['start']['p50']:.3f}s"
+                f" p99 {result['start']['p99']:.3f}s max {result['start']['max']:.3f}s"
+            )
+        figures += [
+            Figure(
+                name=f"dispatch lag p99, {size} due at once",
+                value=mine["dispatch"]["p99"],
+                unit="s",
+                baseline_name="stock django-celery-beat",
+                baseline_value=theirs["dispatch"]["p99"] if theirs else None,
+                target="< 2 s",
+                met=mine["dispatch"]["p99"] < 2 and mine["exactly_once"],
+            ),
+            Figure(
+                name=f"runs dispatched exactly once, {size} due",
+                value=mine["dispatched"],
+                unit="runs",
+                baseline_name=f"stock django-celery-beat (sent in {observe:.0f} s)",
+                baseline_value=theirs["dispatched"] if theirs else None,
+                target=f"= {size}, no duplicate",
+                met=mine["exactly_once"] and mine["dispatched"] == size,
+            ),
+            Figure(
+                name=f"start lag p99, {size} due, {options.workers} workers",
+                value=mine["start"]["p99"],
+                unit="s",
+                baseline_name="stock (no-op task)",
+                baseline_value=theirs["start"]["p99"] if theirs else None,
+            ),
+        ]
+    report(
+        "schedule_accuracy", figures, quick=options.quick, notes=json.dumps(results, default=str)
+    )
+    _purge_queues()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Every benchmark script runs in its quick mode, so none of them rots."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.processes import child_database_url
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+# Modules under bench/ that are plumbing, not benchmarks.
+NOT_SCRIPTS = {"__init__", "harness", "runners", "stock_beat"}
+SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in NOT_SCRIPTS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_the_benchmark_runs_in_quick_mode(script, django_db_setup, settings):
+    env = {
+        **os.environ,
+        "DATABASE_URL": child_database_url(),  # benches derive their own database from it
+        "REDIS_URL": settings.REDIS_URL,
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / f"{script}.py"), "--quick"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    result = json.loads((BENCH / "results" / f"{script}.json").read_text())
+    assert result["quick"] is True
+    assert result["figures"], "a benchmark must report figures"
+    assert all(figure["value"] == figure["value"] for figure in result["figures"])  # no NaN
