@@ -1,11 +1,12 @@
 """Writes to the audit trail. Callers record inside the transaction of the change."""
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from audit.models import AuditEvent, AuditEventType
 from audit.partitioning import partitioning_manager
@@ -38,6 +39,59 @@ def audit_event_record(
     if timestamp is not None:
         fields["timestamp"] = timestamp
     return AuditEvent.objects.create(**fields)
+
+
+def audit_events_record_many(
+    events: Sequence[AuditEvent], *, dedupe_window: timedelta
+) -> list[AuditEvent]:
+    """Append a batch of events whose ids the caller chose; return the ones that were new.
+
+    An event is already in the trail when a row with its ``event_id`` exists within
+    ``dedupe_window`` of the batch's time span (one probe of the partitions' primary-key
+    indexes), or when a row has exactly its (event_id, timestamp): ``ON CONFLICT`` catches
+    that one even against a concurrent insert of the same batch. Within the batch the
+    first event with an id wins. Call inside the transaction of the change it records.
+    """
+    unique: dict[Any, AuditEvent] = {}
+    for event in events:
+        unique.setdefault(event.event_id, event)
+    if not unique:
+        return []
+    stamps = [event.timestamp for event in unique.values()]
+    seen = set(
+        AuditEvent.objects.filter(
+            event_id__in=list(unique),
+            timestamp__gte=min(stamps) - dedupe_window,
+            timestamp__lte=max(stamps) + dedupe_window,
+        ).values_list("event_id", flat=True)
+    )
+    fresh = [event for event_id, event in unique.items() if event_id not in seen]
+    if not fresh:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(*_insert_many_sql(fresh))
+        inserted = {row[0] for row in cursor.fetchall()}
+    return [event for event in fresh if event.event_id in inserted]
+
+
+def _insert_many_sql(events: list[AuditEvent]) -> tuple[str, list[Any]]:
+    """One ``INSERT ... SELECT FROM unnest(arrays)`` for every concrete column of the model,
+    so a column added to ``AuditEvent`` is written here without touching this code."""
+    fields = list(AuditEvent._meta.concrete_fields)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+    params = [
+        [field.get_db_prep_save(field.pre_save(event, add=True), connection) for event in events]
+        for field in fields
+    ]
+    sql = (
+        f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) "
+        f"SELECT * FROM unnest({arrays}) "
+        f"ON CONFLICT ({quote('event_id')}, {quote('timestamp')}) DO NOTHING "
+        f"RETURNING {quote('event_id')}"
+    )
+    return sql, params
 
 
 @dataclass(frozen=True)

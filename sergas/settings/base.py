@@ -168,6 +168,27 @@ SERGAS_SESSIONS = {
 }
 AUDIT_PREMAKE_MONTHS = env.int("AUDIT_PREMAKE_MONTHS", default=3)
 
+# --- Agent API, hooks and metrics (issue 4) -------------------------------------------
+# Agent tokens, throttling, idempotency and payload limits (agents/conf.py), the event
+# batch limits of the hooks (sessions/conf.py). The API itself is sergas/api.py.
+INSTALLED_APPS += ["agents.apps.AgentsConfig"]
+SERGAS_AGENTS = {
+    "THROTTLE_RATE": env.str("API_THROTTLE_RATE", default="3000/min"),
+    "MAX_BODY_BYTES": env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024),
+    "IDEMPOTENCY_TTL_HOURS": env.int("API_IDEMPOTENCY_TTL_HOURS", default=24),
+}
+# Django refuses bodies above this before the API can answer 413 with its own limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = SERGAS_AGENTS["MAX_BODY_BYTES"]
+SERGAS_SESSIONS |= {
+    "EVENTS_MAX_BATCH": env.int("EVENTS_MAX_BATCH", default=1000),
+    "EVENTS_DEDUPE_WINDOW_SECONDS": env.int("EVENTS_DEDUPE_WINDOW_SECONDS", default=24 * 3600),
+    "EVENTS_MAX_FUTURE_SECONDS": env.int("EVENTS_MAX_FUTURE_SECONDS", default=300),
+}
+CELERY_BEAT_SCHEDULE["agents-prune-idempotency-records"] = {
+    "task": "agents.tasks.prune_idempotency_records",
+    "schedule": 3600.0,
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
