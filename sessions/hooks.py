@@ -131,12 +131,15 @@ def hook_events_record(
     window = timedelta(seconds=conf.events_dedupe_window_seconds())
     with transaction.atomic():
         new_ids = {row.event_id for row in audit_events_record_many(rows, dedupe_window=window)}
-        fresh = [event for event in events if event.event_id in new_ids]
+        fresh, duplicates = [], []
+        for event in events:
+            if event.event_id in new_ids:
+                new_ids.discard(event.event_id)  # a repeat inside the batch is a duplicate
+                fresh.append(event)
+            else:
+                duplicates.append(event.event_id)
         transaction.on_commit(partial(_observe, fresh, agent_name))
-    return RecordedEvents(
-        recorded=[event.event_id for event in fresh],
-        duplicates=[event.event_id for event in events if event.event_id not in new_ids],
-    )
+    return RecordedEvents(recorded=[event.event_id for event in fresh], duplicates=duplicates)
 
 
 def _check(events: Sequence[HookEvent]) -> None:
