@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+import psycopg
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import Field, JSONField
 
 from audit.models import AuditEvent, AuditEventType
 from audit.partitioning import partitioning_manager
@@ -58,20 +60,26 @@ def audit_events_record_many(
     if not unique:
         return []
     stamps = [event.timestamp for event in unique.values()]
-    seen = set(
-        AuditEvent.objects.filter(
-            event_id__in=list(unique),
-            timestamp__gte=min(stamps) - dedupe_window,
-            timestamp__lte=max(stamps) + dedupe_window,
-        ).values_list("event_id", flat=True)
-    )
-    fresh = [event for event_id, event in unique.items() if event_id not in seen]
-    if not fresh:
-        return []
-    with connection.cursor() as cursor:
+    connection.ensure_connection()
+    connection.validate_no_broken_transaction()
+    # A server-side-binding cursor with binary parameters: Django's default client-side
+    # binding would quote thousands of ids and array elements into the SQL, in Python.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            _SEEN_SQL, [list(unique), min(stamps) - dedupe_window, max(stamps) + dedupe_window]
+        )
+        seen = {row[0] for row in cursor.fetchall()}
+        fresh = [event for event_id, event in unique.items() if event_id not in seen]
+        if not fresh:
+            return []
         cursor.execute(*_insert_many_sql(fresh))
         inserted = {row[0] for row in cursor.fetchall()}
     return [event for event in fresh if event.event_id in inserted]
+
+
+_SEEN_SQL = (
+    'SELECT event_id FROM audit_event WHERE event_id = ANY(%b) AND "timestamp" BETWEEN %b AND %b'
+)
 
 
 def _insert_many_sql(events: list[AuditEvent]) -> tuple[str, list[Any]]:
@@ -80,11 +88,8 @@ def _insert_many_sql(events: list[AuditEvent]) -> tuple[str, list[Any]]:
     fields = list(AuditEvent._meta.concrete_fields)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
-    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
-    params = [
-        [field.get_db_prep_save(field.pre_save(event, add=True), connection) for event in events]
-        for field in fields
-    ]
+    arrays = ", ".join(f"%b::{field.db_type(connection)}[]" for field in fields)
+    params = [_column(field, events) for field in fields]
     sql = (
         f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) "
         f"SELECT * FROM unnest({arrays}) "
@@ -92,6 +97,14 @@ def _insert_many_sql(events: list[AuditEvent]) -> tuple[str, list[Any]]:
         f"RETURNING {quote('event_id')}"
     )
     return sql, params
+
+
+def _column(field: Field, events: list[AuditEvent]) -> list[Any]:
+    values = [getattr(event, field.attname) for event in events]
+    if not isinstance(field, JSONField):
+        return values  # psycopg adapts UUIDs, datetimes and strings itself
+    database = connections[DEFAULT_DB_ALIAS]
+    return [field.get_db_prep_save(value, database) for value in values]
 
 
 @dataclass(frozen=True)
