@@ -1,8 +1,10 @@
 """/metrics: the seven orchestrator metrics, django-prometheus's, and several processes."""
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,65 @@ def test_several_processes_add_up_in_multiprocess_mode(tmp_path, monkeypatch):
     assert gauges == [("orchestrator_active_sessions", frozenset())]
     assert samples[gauges[0]] == 1
     assert connection.is_usable()
+
+
+def test_serve_metrics_refuses_to_run_without_a_multiprocess_directory(monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    with pytest.raises(CommandError, match="PROMETHEUS_MULTIPROC_DIR is not set"):
+        call_command("serve_metrics")
+
+
+def test_serve_metrics_exports_what_worker_processes_recorded(tmp_path):
+    """A host running only Celery workers: its processes' files, scraped on a port."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    subprocess.run(
+        [sys.executable, "-c", _RECORD_IN_ANOTHER_PROCESS.format(count=4)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "serve_metrics",
+            "--port",
+            str(port),
+            "--address",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "sergas.settings.test"},
+    )
+    try:
+        text = _get_when_up(f"http://127.0.0.1:{port}/metrics", server, httpx)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    labels = frozenset({"tool_name": "crm.get_account", "agent_name": "worker"}.items())
+    assert samples[("orchestrator_tool_invocations_total", labels)] == 4
+    assert not any(name == "orchestrator_active_sessions" for name, _ in samples)
+
+
+def _get_when_up(url, server, httpx):
+    for _ in range(300):
+        assert server.poll() is None, "serve_metrics exited"
+        try:
+            return httpx.get(url, timeout=2).text
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("serve_metrics never answered")
