@@ -5,8 +5,8 @@ batch that fails to send stays buffered and is resent with the same ids (no dupl
 
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -53,26 +53,12 @@ class EventRecorder:
     ) -> float:
         return self._post(invocation, error, fields)
 
-    @contextmanager
-    def tool(self, name: str, **fields: Any) -> Iterator[Invocation]:
+    def tool(self, name: str, **fields: Any) -> AbstractContextManager[Invocation]:
         """``with recorder.tool("crm.get_account"):`` -- an error is reported and re-raised."""
-        invocation = self.pre_tool(name, **fields)
-        try:
-            yield invocation
-        except BaseException as exc:
-            self.post_tool(invocation, error=exc)
-            raise
-        self.post_tool(invocation)
+        return _invoked(self.pre_tool(name, **fields), self.post_tool)
 
-    @contextmanager
-    def task(self, name: str, **fields: Any) -> Iterator[Invocation]:
-        invocation = self.pre_task(name, **fields)
-        try:
-            yield invocation
-        except BaseException as exc:
-            self.post_task(invocation, error=exc)
-            raise
-        self.post_task(invocation)
+    def task(self, name: str, **fields: Any) -> AbstractContextManager[Invocation]:
+        return _invoked(self.pre_task(name, **fields), self.post_task)
 
     def flush(self) -> "EventsResult | None":
         """Send what is buffered; on failure it stays buffered for the next flush."""
@@ -113,3 +99,13 @@ class EventRecorder:
         self._buffer.append(event)
         if len(self._buffer) >= self.batch_size:
             self.flush()
+
+
+@contextmanager
+def _invoked(invocation: Invocation, post: Callable[..., float]) -> Iterator[Invocation]:
+    try:
+        yield invocation
+    except BaseException as exc:
+        post(invocation, error=exc)
+        raise
+    post(invocation)

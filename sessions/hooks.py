@@ -22,7 +22,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -227,26 +227,12 @@ class AgentHooks:
     ) -> float:
         return self._post(HookName.POST_TASK, invocation, error, output_bytes, metadata)
 
-    @contextmanager
-    def tool(self, tool_name: str, **pre: Any) -> Iterator[Invocation]:
+    def tool(self, tool_name: str, **pre: Any) -> AbstractContextManager[Invocation]:
         """``with hooks.tool("crm.get_account"):`` pre_tool, then post_tool with any error."""
-        invocation = self.pre_tool(tool_name, **pre)
-        try:
-            yield invocation
-        except BaseException as exc:
-            self.post_tool(invocation, error=exc)
-            raise
-        self.post_tool(invocation)
+        return _invoked(self.pre_tool(tool_name, **pre), self.post_tool)
 
-    @contextmanager
-    def task(self, task_type: str, **pre: Any) -> Iterator[Invocation]:
-        invocation = self.pre_task(task_type, **pre)
-        try:
-            yield invocation
-        except BaseException as exc:
-            self.post_task(invocation, error=exc)
-            raise
-        self.post_task(invocation)
+    def task(self, task_type: str, **pre: Any) -> AbstractContextManager[Invocation]:
+        return _invoked(self.pre_task(task_type, **pre), self.post_task)
 
     def session_start(self, session_id: str | None = None) -> AgentSession:
         return services.session_start(self._session(session_id), actor=self.actor)
@@ -331,6 +317,17 @@ class AgentHooks:
 
     def _record(self, event: HookEvent) -> None:
         hook_events_record([event], agent_name=self.agent_name, actor=self.actor)
+
+
+@contextmanager
+def _invoked(invocation: Invocation, post: Callable[..., float]) -> Iterator[Invocation]:
+    """Run a block as ``invocation``: its post hook records any error, which is re-raised."""
+    try:
+        yield invocation
+    except BaseException as exc:
+        post(invocation, error=exc)
+        raise
+    post(invocation)
 
 
 HookRegistry = dict[HookName, Callable[..., Any]]
