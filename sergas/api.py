@@ -125,9 +125,10 @@ def _field(loc: tuple | list) -> str:
     """``("body", "payload", "events", 3, "timestamp")`` -> ``"events.3.timestamp"``:
     the field as the client wrote it, without ninja's source and parameter names."""
     parts = [str(part) for part in loc]
-    if parts[:1] == ["body"] and len(parts) > 2:
-        parts = parts[2:]  # the parameter name ninja wraps a body schema in
-    elif parts[:1] in (["body"], ["query"], ["header"], ["path"], ["cookie"]):
+    if parts[:1] == ["body"]:
+        # Drop the parameter name ninja wraps a body schema in; a missing body is "body".
+        return ".".join(parts[2:]) or "body"
+    if parts[:1] in (["query"], ["header"], ["path"], ["cookie"]):
         parts = parts[1:]
     return ".".join(parts)
 

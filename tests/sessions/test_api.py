@@ -375,3 +375,20 @@ class TestAuditTrail:
 
     def test_the_trail_of_an_unknown_session_is_404(self, agent_api):
         assert agent_api("read").get("/sessions/nope/audit-trail").status_code == 404
+
+    def test_staff_download_the_trail_from_the_admin_page_of_the_session(self, admin_client):
+        session = make_session("completed")
+        page = admin_client.get(
+            f"/admin/agent_sessions/agentsession/{session.session_id}/change/"
+        ).content.decode()
+        link = f"/api/v1/sessions/{session.session_id}/audit-trail"
+        assert link in page
+        response = admin_client.get(link)
+        assert response.status_code == 200
+        assert len(b"".join(response.streaming_content).splitlines()) == session.version
+
+    def test_a_missing_body_is_named_as_the_body(self, agent_api):
+        session = make_session("running")
+        response = agent_api().post(f"/sessions/{session.session_id}/fail")
+        assert response.status_code == 422
+        assert response.json()["field"] == "body"
