@@ -75,7 +75,7 @@ class BodyTooLarge(PayloadTooLarge):
         super().__init__(BODY_TOO_LARGE.format(size=size, limit=limit), limit=limit, unit="bytes")
 
 
-class Throttled(RateLimited):
+class CallerThrottled(RateLimited):
     def __init__(self, rate: str, retry_after: int) -> None:
         super().__init__(
             THROTTLED.format(rate=rate, retry_after=retry_after), retry_after=retry_after

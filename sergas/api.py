@@ -16,7 +16,7 @@ from ninja.renderers import JSONRenderer
 
 from agents import conf as agents_conf
 from agents.auth import read_access
-from agents.exceptions import BodyTooLarge
+from agents.exceptions import BodyTooLarge, CallerThrottled
 from agents.throttling import CallerRateThrottle
 from sergas.encoding import PreciseJSONEncoder
 from sergas.errors import (
@@ -57,7 +57,6 @@ _CODE_OF_STATUS = {
     405: "method_not_allowed",
     429: "throttled",
 }
-THROTTLED = "Too many requests: the limit is {rate} per caller; retry in {retry_after} s."
 
 
 class _Renderer(JSONRenderer):
@@ -135,9 +134,8 @@ def _field(loc: tuple | list) -> str:
 
 @api.exception_handler(Throttled)
 def _throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
-    retry_after = int(exc.wait or 1)
-    detail = THROTTLED.format(rate=agents_conf.throttle_rate(), retry_after=retry_after)
-    return error_response(request, 429, "throttled", detail, retry_after=retry_after)
+    """ninja's throttle check raises its own error; answer with ours."""
+    return _domain_error(request, CallerThrottled(agents_conf.throttle_rate(), int(exc.wait or 1)))
 
 
 @api.exception_handler(AuthenticationError)
