@@ -39,7 +39,7 @@ V1_ROUTERS: list[tuple[str, str]] = [
     ("/audit", "audit.api.router"),
 ]
 
-# Most specific first: the first base class an error is an instance of decides.
+# The base classes of sergas.errors and their statuses; any other DomainError is a 400.
 STATUS_OF: list[tuple[type[DomainError], int]] = [
     (NotAuthenticated, 401),
     (PermissionDenied, 403),

@@ -23,10 +23,7 @@ TOOL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 # Tasks (an account review, a batch): seconds to an hour.
 TASK_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 # Sessions: a minute to a day (a portfolio of 5,000 accounts runs for hours).
-SESSION_BUCKETS = (
-    *(60, 300, 600, 1200, 1800),
-    *(3600, 2 * 3600, 4 * 3600, 8 * 3600, 12 * 3600, 24 * 3600),
-)
+SESSION_BUCKETS = (60, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 43200, 86400)
 
 TOOL_INVOCATIONS = Counter(
     "orchestrator_tool_invocations_total",
