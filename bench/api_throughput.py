@@ -237,9 +237,9 @@ def _direct_ingest(session_id: str, count: int, batch: int, *, method: str, clie
     copy_sql = f"COPY {AuditEvent._meta.db_table} ({columns}) FROM STDIN"
     # COPY gets its values ready-made: the baseline pays for nothing but the write.
     values = [
-        [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields]
-        for row in rows
+        [field.get_db_prep_save(row[field.attname], connection) for field in fields] for row in rows
     ]
+    instances = [AuditEvent(**row) for row in rows]
     chunks = [(start, start + batch) for start in range(0, count, batch)]
 
     def write(share: list[tuple[int, int]]) -> None:
@@ -247,7 +247,7 @@ def _direct_ingest(session_id: str, count: int, batch: int, *, method: str, clie
             for start, end in share:
                 with transaction.atomic():
                     if method == "bulk_create":
-                        AuditEvent.objects.bulk_create(rows[start:end])
+                        AuditEvent.objects.bulk_create(instances[start:end])
                         continue
                     with connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
                         for row in values[start:end]:

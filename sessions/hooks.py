@@ -21,6 +21,7 @@ hook's audit event; ending a session stores its summary (``sessions.summary``).
 import re
 import time
 import uuid
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from audit.models import AuditEvent, AuditEventType
+from audit.models import AuditEventType
 from audit.services import audit_events_record_many
 from sessions import conf, services
 from sessions.exceptions import EventBatchTooLarge, EventInFuture, EventSessionUnknown
@@ -80,7 +81,8 @@ class HookEvent:
     output_bytes: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def audit_row(self, *, agent_name: str, actor: str) -> AuditEvent:
+    def audit_row(self, *, agent_name: str, actor: str) -> dict[str, Any]:
+        """The ``AuditEvent`` fields of this event (for ``audit_events_record_many``)."""
         details = {
             "agent": agent_name,
             "name": self.name,
@@ -96,17 +98,17 @@ class HookEvent:
             "output_bytes": self.output_bytes,
         }
         kind = _KIND[self.hook]
-        return AuditEvent(
-            event_id=self.event_id,
-            timestamp=self.timestamp,
-            session_id=self.session_id,
-            event_type=kind,
-            action=self.hook,
-            actor=actor,
-            resource=f"{kind}:{self.name}",
+        return {
+            "event_id": self.event_id,
+            "timestamp": self.timestamp,
+            "session_id": self.session_id,
+            "event_type": kind,
+            "action": self.hook,
+            "actor": actor,
+            "resource": f"{kind}:{self.name}",
             # The agent's own keys first: ours win, and containment search finds both.
-            metadata={**self.metadata, **{k: v for k, v in details.items() if v is not None}},
-        )
+            "metadata": {**self.metadata, **{k: v for k, v in details.items() if v is not None}},
+        }
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def hook_events_record(
     rows = [event.audit_row(agent_name=agent_name, actor=actor) for event in events]
     window = timedelta(seconds=conf.events_dedupe_window_seconds())
     with transaction.atomic():
-        new_ids = {row.event_id for row in audit_events_record_many(rows, dedupe_window=window)}
+        new_ids = {row["event_id"] for row in audit_events_record_many(rows, dedupe_window=window)}
         fresh, duplicates = [], []
         for event in events:
             if event.event_id in new_ids:
@@ -156,19 +158,26 @@ def _check(events: Sequence[HookEvent]) -> None:
 
 
 def _observe(events: Sequence[HookEvent], agent_name: str) -> None:
+    """Metrics of finished invocations, one label lookup per (hook, name) of the batch."""
+    finished: dict[tuple[HookName, str], list[HookEvent]] = defaultdict(list)
     for event in events:
-        if event.hook == HookName.POST_TOOL:
-            labels = {"tool_name": event.name, "agent_name": agent_name}
-            TOOL_INVOCATIONS.labels(**labels).inc()
+        if event.hook in (HookName.POST_TOOL, HookName.POST_TASK):
+            finished[(event.hook, event.name)].append(event)
+    for (hook, name), group in finished.items():
+        if hook == HookName.POST_TOOL:
+            labels = {"tool_name": name, "agent_name": agent_name}
+            count, duration = TOOL_INVOCATIONS.labels(**labels), TOOL_DURATION.labels(**labels)
+        else:
+            labels = {"task_type": name, "agent_name": agent_name}
+            count, duration = TASK_EXECUTIONS.labels(**labels), TASK_DURATION.labels(**labels)
+        count.inc(len(group))
+        for event in group:
             if event.duration_seconds is not None:
-                TOOL_DURATION.labels(**labels).observe(event.duration_seconds)
-            if event.error_type:
-                TOOL_ERRORS.labels(**labels, error_type=event.error_type).inc()
-        elif event.hook == HookName.POST_TASK:
-            labels = {"task_type": event.name, "agent_name": agent_name}
-            TASK_EXECUTIONS.labels(**labels).inc()
-            if event.duration_seconds is not None:
-                TASK_DURATION.labels(**labels).observe(event.duration_seconds)
+                duration.observe(event.duration_seconds)
+        if hook == HookName.POST_TOOL:
+            errors = Counter(event.error_type for event in group if event.error_type)
+            for error_type, times in errors.items():
+                TOOL_ERRORS.labels(**labels, error_type=error_type).inc(times)
 
 
 @dataclass(frozen=True)
