@@ -1,18 +1,22 @@
 """Writes to the audit trail. Callers record inside the transaction of the change."""
 
+import functools
+import json
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+import psycopg
+from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from audit.models import AuditEvent, AuditEventType
 from audit.partitioning import partitioning_manager
+from sergas.encoding import PreciseJSONEncoder
 from sergas.pgcopy import copy_rows
 
 logger = logging.getLogger(__name__)
@@ -45,9 +49,11 @@ def audit_event_record(
     )
 
 
-def audit_events_record_many(events: Iterable[dict[str, Any]]) -> int:
-    """Append many events (each the keyword arguments of ``audit_event_record``) with one
-    COPY; for bulk operations such as dispatching thousands of runs."""
+def audit_events_record_generated(events: Iterable[dict[str, Any]]) -> int:
+    """Append many events the system itself produced (each the keyword arguments of
+    ``audit_event_record``; ids are assigned here) with one COPY: for bulk operations
+    such as dispatching thousands of runs. Events whose ids a client chose go through
+    ``audit_events_record_many``, which recognises replays."""
     now = timezone.now()
     return copy_rows(
         AuditEvent._meta.db_table,
@@ -101,6 +107,83 @@ def _event_fields(
     if timestamp is not None:
         fields["timestamp"] = timestamp
     return fields
+
+
+def audit_events_record_many(
+    events: Sequence[Mapping[str, Any]], *, dedupe_window: timedelta
+) -> list[Mapping[str, Any]]:
+    """Append a batch of events whose ids the caller chose; return the ones that were new.
+
+    Each event maps ``AuditEvent`` field names to values; ``event_id`` and ``timestamp``
+    are required, other fields take their model defaults. An event is already in the
+    trail when a row with its ``event_id`` exists within ``dedupe_window`` of the batch's
+    time span (one probe of the partitions' primary-key indexes), or when a row has
+    exactly its (event_id, timestamp): ``ON CONFLICT`` catches that one even against a
+    concurrent insert of the same batch. Within the batch the first event with an id
+    wins. Call inside the transaction of the change it records.
+    """
+    unique: dict[Any, Mapping[str, Any]] = {}
+    for event in events:
+        unique.setdefault(event["event_id"], event)
+    if not unique:
+        return []
+    stamps = [event["timestamp"] for event in unique.values()]
+    connection.ensure_connection()
+    connection.validate_no_broken_transaction()
+    # Server-side binding: Django's default client-side binding would quote a thousand
+    # ids into the SQL text, in Python.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            _SEEN_SQL, [list(unique), min(stamps) - dedupe_window, max(stamps) + dedupe_window]
+        )
+        seen = {row[0] for row in cursor.fetchall()}
+        fresh = [event for event_id, event in unique.items() if event_id not in seen]
+        if not fresh:
+            return []
+        cursor.execute(_insert_many_sql(), [_rows_json(fresh)])
+        inserted = {row[0] for row in cursor.fetchall()}
+    return [event for event in fresh if event["event_id"] in inserted]
+
+
+_SEEN_SQL = (
+    'SELECT event_id FROM audit_event WHERE event_id = ANY(%b) AND "timestamp" BETWEEN %b AND %b'
+)
+
+
+@functools.cache
+def _insert_many_sql() -> str:
+    """One INSERT of every concrete column of the model from one JSON array of rows, so
+    a column added to ``AuditEvent`` is written without touching this code. PostgreSQL
+    parses the rows (``jsonb_to_recordset``); Python only serialises them, in C."""
+    quote = connection.ops.quote_name
+    fields = AuditEvent._meta.concrete_fields
+    columns = ", ".join(quote(field.column) for field in fields)
+    types = ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in fields)
+    return (
+        f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) "
+        f"SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS incoming({types}) "
+        f"ON CONFLICT ({quote('event_id')}, {quote('timestamp')}) DO NOTHING "
+        f"RETURNING {quote('event_id')}"
+    )
+
+
+def _rows_json(events: list[Mapping[str, Any]]) -> str:
+    fields = AuditEvent._meta.concrete_fields
+    names = {field.attname for field in fields}
+    rows = []
+    for event in events:
+        if not event.keys() <= names:
+            raise TypeError(f"AuditEvent has no field {sorted(event.keys() - names)}")
+        rows.append(
+            {
+                field.column: event[field.attname]
+                if field.attname in event
+                else field.get_default()
+                for field in fields
+            }
+        )
+    # Timestamps keep their microseconds (Django's encoder would cut them to milliseconds).
+    return json.dumps(rows, cls=PreciseJSONEncoder, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

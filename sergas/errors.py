@@ -36,3 +36,35 @@ class ValidationFailed(DomainError):
     def __init__(self, detail: str, *, field: str | None = None, **context: Any) -> None:
         super().__init__(detail, field=field, **context)
         self.field = field
+
+
+class NotAuthenticated(DomainError):
+    """No credentials, or credentials that identify nobody (HTTP 401)."""
+
+    code = "not_authenticated"
+
+
+class PermissionDenied(DomainError):
+    """Known caller, but not allowed to do this (HTTP 403)."""
+
+    code = "permission_denied"
+
+
+class PayloadTooLarge(DomainError):
+    """The request is bigger than a stated limit (HTTP 413); ``limit`` says how big."""
+
+    code = "payload_too_large"
+
+    def __init__(self, detail: str, *, limit: int, unit: str, **context: Any) -> None:
+        super().__init__(detail, limit=limit, unit=unit, **context)
+        self.limit = limit
+
+
+class RateLimited(DomainError):
+    """Too many requests for the caller's rate (HTTP 429); ``retry_after`` in seconds."""
+
+    code = "throttled"
+
+    def __init__(self, detail: str, *, retry_after: int, **context: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **context)
+        self.retry_after = retry_after

@@ -1,14 +1,18 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import path
 from django.views.generic import RedirectView
 
+from sergas.api import api
 from sergas.health import healthz
+from sergas.metrics import metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("", include("django_prometheus.urls")),
+    path("api/", api.urls),
+    # django-prometheus's metrics plus ours, right under several processes (sergas.metrics).
+    path("metrics", metrics, name="prometheus-django-metrics"),
 ]
 
 admin.site.site_header = "Sergas control plane"

@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from sergas.errors import DomainError
 from sessions import services
@@ -85,10 +87,15 @@ class AgentSessionAdmin(admin.ModelAdmin):
     list_filter = ["status", "session_type", "created_at"]
     search_fields = ["=session_id", "=orchestrator_id", "=owner_id"]
     date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in AgentSession._meta.fields]
+    readonly_fields = [field.name for field in AgentSession._meta.fields] + ["audit_trail"]
     actions = [pause_sessions, resume_sessions, cancel_sessions, recover_sessions]
     inlines = [SessionCheckpointInline]
     show_full_result_count = False
+
+    @admin.display(description="Audit trail")
+    def audit_trail(self, obj: AgentSession) -> str:
+        url = reverse("api:download_audit_trail", kwargs={"session_id": obj.session_id})
+        return format_html('<a href="{}">Download as JSON Lines</a>', url)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

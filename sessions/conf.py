@@ -50,3 +50,19 @@ def cache_key_prefix() -> str:
 
 def cache_redis_url() -> str:
     return str(_get("CACHE_REDIS_URL", settings.REDIS_URL))
+
+
+def events_max_batch() -> int:
+    """Most tool/task events one ``POST /api/v1/events`` (or one record call) may carry."""
+    return int(_get("EVENTS_MAX_BATCH", 1000))
+
+
+def events_dedupe_window_seconds() -> int:
+    """A reported event whose id is already in the trail within this many seconds of the
+    batch is a replay and is skipped (an identical id and timestamp is skipped always)."""
+    return int(_get("EVENTS_DEDUPE_WINDOW_SECONDS", 24 * 3600))
+
+
+def events_max_future_seconds() -> int:
+    """Clock skew tolerated on reported event timestamps; later ones are refused."""
+    return int(_get("EVENTS_MAX_FUTURE_SECONDS", 300))

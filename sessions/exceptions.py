@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 
-from sergas.errors import Conflict, NotFound, ValidationFailed
+from sergas.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 
 INVALID_TRANSITION = (
     "Cannot {action} session {session_id}: it is {status}; {action} is allowed only from {allowed}."
@@ -13,6 +13,11 @@ VERSION_CONFLICT = (
     "Session {session_id} is at version {current}, not {expected}: reload it and retry."
 )
 NOT_RUNNING = "Session {session_id} is {status}, not running: {operation} needs a running session."
+EVENT_BATCH_TOO_LARGE = "The batch holds {count} events; the limit is {limit} per request."
+EVENT_SESSION_UNKNOWN = "Event {index} names session {session_id}, which does not exist."
+EVENT_IN_FUTURE = (
+    "Event {index} is stamped {timestamp}, more than {seconds} s ahead of the server's clock."
+)
 INVALID_SESSION_ID = (
     "'{session_id}' is not a valid session id: use 1-128 letters, digits, '_', '-', '.' or ':'."
 )
@@ -88,3 +93,32 @@ class InvalidSessionId(ValidationFailed):
 
     def __init__(self, session_id: str) -> None:
         super().__init__(INVALID_SESSION_ID.format(session_id=session_id[:200]), field="session_id")
+
+
+class EventBatchTooLarge(PayloadTooLarge):
+    code = "event_batch_too_large"
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(
+            EVENT_BATCH_TOO_LARGE.format(count=count, limit=limit), limit=limit, unit="events"
+        )
+
+
+class EventSessionUnknown(ValidationFailed):
+    code = "unknown_session"
+
+    def __init__(self, index: int, session_id: str) -> None:
+        super().__init__(
+            EVENT_SESSION_UNKNOWN.format(index=index, session_id=session_id),
+            field=f"events.{index}.session_id",
+        )
+
+
+class EventInFuture(ValidationFailed):
+    code = "event_in_future"
+
+    def __init__(self, index: int, timestamp: str, seconds: int) -> None:
+        super().__init__(
+            EVENT_IN_FUTURE.format(index=index, timestamp=timestamp, seconds=seconds),
+            field=f"events.{index}.timestamp",
+        )

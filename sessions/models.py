@@ -19,12 +19,28 @@ TERMINAL_STATUSES = frozenset(
 )
 ACTIVE_STATUSES = frozenset({SessionStatus.RUNNING, SessionStatus.PAUSED})
 
+# The JSON columns a transition, a list or a summary never needs: keeps a 1 MB context
+# off the wire (``QuerySet.defer(*STATE_COLUMNS)``).
+STATE_COLUMNS = ("context", "metrics")
+
 
 class SessionType(models.TextChoices):
     SCHEDULED = "scheduled"
     ON_DEMAND = "on_demand"
     MANUAL = "manual"
     RECOVERY = "recovery"
+
+
+class HookName(models.TextChoices):
+    """The six orchestrator hooks; tool and task hooks are the ``action`` of their audit
+    events, the session hooks drive the lifecycle (``sessions.hooks``)."""
+
+    PRE_TOOL = "pre_tool"
+    POST_TOOL = "post_tool"
+    PRE_TASK = "pre_task"
+    POST_TASK = "post_task"
+    SESSION_START = "session_start"
+    SESSION_END = "session_end"
 
 
 class AgentSession(models.Model):
@@ -62,6 +78,8 @@ class AgentSession(models.Model):
     # The checkpoint the last recovery restored (None: recovered without a checkpoint).
     recovered_from_sequence = models.PositiveIntegerField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # Written when the session ends (``sessions.summary``): duration, events, errors.
+    summary = models.JSONField(null=True, blank=True)
 
     class Meta:
         db_table = "agent_session"

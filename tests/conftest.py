@@ -22,6 +22,19 @@ def _isolated_session_cache(settings) -> Iterator[None]:
     session_cache.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def _isolated_django_cache(settings) -> None:
+    """Each test gets its own key space in the Django cache (API throttle counters):
+    the test database, and so every id, starts afresh each run; Redis does not."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {
+            **settings.CACHES["default"],
+            "KEY_PREFIX": f"sergas-test-{uuid.uuid4().hex[:12]}",
+        },
+    }
+
+
 @pytest.fixture
 def run_concurrently() -> Callable[..., list[Any]]:
     """Run callables in threads released at the same instant; each thread has its own
@@ -152,3 +165,15 @@ def celery_processes(tmp_path, transactional_db):
     yield Factory()
     for process in started:
         process.kill()
+
+
+@pytest.fixture
+def agent_api(client):
+    """``agent_api("read")`` -> a JSON client of ``/api/v1`` with a new token of those scopes
+    (``write`` by default)."""
+    from tests.agent_api import AgentApi
+
+    def issue(*scopes: str, name: str = "test-agent") -> AgentApi:
+        return AgentApi.issue(client, *scopes, name=name)
+
+    return issue

@@ -32,7 +32,7 @@ from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 
 from audit.models import AuditEventType
-from audit.services import audit_events_record_many
+from audit.services import audit_events_record_generated
 from scheduling import conf
 from scheduling.models import (
     ACTIVE_EXECUTION_STATUSES,
@@ -148,7 +148,7 @@ def reviews_dispatch_due(
             plan = _plan(due, at, actor)
             left_for_later += plan.left_for_later
             copy_rows(ScheduleExecution._meta.db_table, _EXECUTION_COLUMNS, plan.executions)
-            audit_events_record_many(plan.events)
+            audit_events_record_generated(plan.events)
             # The herd shares a handful of next run times: one UPDATE per distinct value.
             for next_run_at, ids in plan.next_runs.items():
                 ScheduledReview.objects.filter(pk__in=ids).update(next_run_at=next_run_at)

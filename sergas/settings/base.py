@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "sessions.apps.SessionsConfig",
     "scheduling.apps.SchedulingConfig",
     "audit.apps.AuditConfig",
+    "agents.apps.AgentsConfig",
 ]
 
 MIDDLEWARE = [
@@ -154,6 +155,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sessions.tasks.interrupt_stale_sessions",
         "schedule": 60.0,
     },
+    "agents-prune-idempotency-records": {
+        "task": "agents.tasks.prune_idempotency_records",
+        "schedule": 3600.0,
+    },
     "audit-maintain-partitions": {
         "task": "audit.tasks.maintain_audit_partitions",
         "schedule": 24 * 3600.0,
@@ -173,6 +178,10 @@ SERGAS_SESSIONS = {
     "CACHE_LOCAL_MAXSIZE": env.int("SESSION_CACHE_LOCAL_MAXSIZE", default=1024),
     "CACHE_REDIS_TTL_SECONDS": env.int("SESSION_CACHE_REDIS_TTL_SECONDS", default=60),
     "CACHE_KEY_PREFIX": env.str("SESSION_CACHE_KEY_PREFIX", default="sergas"),
+    # Tool and task events reported by agents (POST /api/v1/events and sessions.hooks).
+    "EVENTS_MAX_BATCH": env.int("EVENTS_MAX_BATCH", default=1000),
+    "EVENTS_DEDUPE_WINDOW_SECONDS": env.int("EVENTS_DEDUPE_WINDOW_SECONDS", default=24 * 3600),
+    "EVENTS_MAX_FUTURE_SECONDS": env.int("EVENTS_MAX_FUTURE_SECONDS", default=300),
 }
 AUDIT_PREMAKE_MONTHS = env.int("AUDIT_PREMAKE_MONTHS", default=3)
 
@@ -193,6 +202,15 @@ SERGAS_SCHEDULING = {
     "SIMULATED_ACCOUNT_MS": env.int("SCHEDULING_SIMULATED_ACCOUNT_MS", default=50),
     "SIMULATED_FAILURE_RATE": env.float("SCHEDULING_SIMULATED_FAILURE_RATE", default=0.05),
 }
+
+# --- Agent API (read through agents/conf.py; the API itself is sergas/api.py) ---------
+SERGAS_AGENTS = {
+    "THROTTLE_RATE": env.str("API_THROTTLE_RATE", default="3000/min"),
+    "MAX_BODY_BYTES": env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024),
+    "IDEMPOTENCY_TTL_HOURS": env.int("API_IDEMPOTENCY_TTL_HOURS", default=24),
+}
+# Django refuses bodies above this before the API can answer 413 with its own limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = SERGAS_AGENTS["MAX_BODY_BYTES"]
 
 LOGGING = {
     "version": 1,

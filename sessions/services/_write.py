@@ -9,10 +9,7 @@ from audit.models import AuditEventType
 from audit.services import audit_event_record
 from sessions.cache import session_cache
 from sessions.exceptions import SessionNotFound, VersionConflict
-from sessions.models import AgentSession
-
-# Columns a lifecycle transition never needs to read: keeps a 1 MB context off the wire.
-STATE_COLUMNS = ("context", "metrics")
+from sessions.models import STATE_COLUMNS, AgentSession
 
 
 def resource_of(session_id: str) -> str:

@@ -4,6 +4,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -12,10 +13,12 @@ from django.utils import timezone
 from audit.models import AuditEventType
 from audit.services import SYSTEM_ACTOR, audit_event_record
 from sessions.exceptions import InvalidSessionId, InvalidSessionState, SessionAlreadyExists
-from sessions.models import AgentSession, SessionStatus, SessionType
+from sessions.metrics import observe_session_end
+from sessions.models import TERMINAL_STATUSES, AgentSession, SessionStatus, SessionType
 from sessions.services._write import lock_session, resource_of, save_session
 from sessions.signals import session_transitioned
 from sessions.state import SessionContext, SessionMetrics
+from sessions.summary import session_summary_compute
 from sessions.transitions import SessionAction, transition_target
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -109,6 +112,8 @@ def apply_transition(
     """Move a locked ``session`` by ``action``, setting the timestamps the action implies.
 
     Raises ``InvalidTransition`` (naming the current status) if the table forbids it.
+    Whatever ends a session (an agent, staff, a task) stores its ``summary`` and, once
+    committed, observes ``orchestrator_session_duration_seconds``.
     """
     previous = session.status
     target = transition_target(session.session_id, previous, action)
@@ -125,6 +130,18 @@ def apply_transition(
     changes |= fields or {}
     for name, value in changes.items():
         setattr(session, name, value)
+    if target in TERMINAL_STATUSES:
+        summary = session_summary_compute(session, status=target, finished_at=now)
+        session.summary = changes["summary"] = summary.dump()
+        if summary.duration_seconds is not None:
+            transaction.on_commit(
+                partial(
+                    observe_session_end,
+                    session_type=session.session_type,
+                    status=target,
+                    duration_seconds=summary.duration_seconds,
+                )
+            )
     save_session(
         session,
         fields=list(changes),

@@ -1,4 +1,5 @@
-"""Every benchmark script runs in its quick mode, so none of them rots."""
+"""Every benchmark script runs in its quick mode, so none of them rots. A script with a
+test module of its own here (``test_<script>.py``) is checked there instead."""
 
 import json
 import os
@@ -10,10 +11,13 @@ import pytest
 
 from tests.processes import child_database_url
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 # Modules under bench/ that are plumbing, not benchmarks.
 NOT_SCRIPTS = {"__init__", "harness", "runners", "stock_beat"}
-SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in NOT_SCRIPTS)
+OWN_TESTS = {p.stem.removeprefix("test_") for p in Path(__file__).parent.glob("test_*.py")}
+SCRIPTS = sorted(
+    p.stem for p in BENCH.glob("*.py") if p.stem not in NOT_SCRIPTS and p.stem not in OWN_TESTS
+)
 
 
 @pytest.mark.slow

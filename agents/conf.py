@@ -1,0 +1,29 @@
+"""Settings of the agents app (API access), read lazily from ``settings.SERGAS_AGENTS``."""
+
+from typing import Any
+
+from django.conf import settings
+
+
+def _get(name: str, default: Any) -> Any:
+    return getattr(settings, "SERGAS_AGENTS", {}).get(name, default)
+
+
+def throttle_rate() -> str:
+    """Requests one token (or staff user) may make, as ``N/period`` (s, min, hour, day)."""
+    return str(_get("THROTTLE_RATE", "3000/min"))
+
+
+def max_body_bytes() -> int:
+    """Largest request body the API reads; bigger requests get 413 before being read."""
+    return int(_get("MAX_BODY_BYTES", 4 * 1024 * 1024))
+
+
+def idempotency_ttl_hours() -> int:
+    """How long a stored ``Idempotency-Key`` response is replayed (then pruned daily)."""
+    return int(_get("IDEMPOTENCY_TTL_HOURS", 24))
+
+
+def token_touch_seconds() -> int:
+    """``last_used_at`` is written at most this often per token (not on every request)."""
+    return int(_get("TOKEN_TOUCH_SECONDS", 60))

@@ -1,0 +1,86 @@
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.utils import timezone
+
+
+class TokenScope(models.TextChoices):
+    """What a token may do. Each scope includes the ones before it."""
+
+    READ = "read"  # GET sessions, checkpoints, a session's audit trail
+    WRITE = "write"  # create and drive sessions, report tool and task events
+    ADMIN = "admin"  # search the whole audit trail (and, later, manage schedules)
+
+
+# The scopes a granted scope implies.
+SCOPE_IMPLIES: dict[str, frozenset[str]] = {
+    TokenScope.READ: frozenset({TokenScope.READ}),
+    TokenScope.WRITE: frozenset({TokenScope.READ, TokenScope.WRITE}),
+    TokenScope.ADMIN: frozenset({TokenScope.READ, TokenScope.WRITE, TokenScope.ADMIN}),
+}
+
+
+class AgentToken(models.Model):
+    """A bearer token of one agent: ``sgs_<prefix>_<secret>``.
+
+    Only the SHA-256 of the whole token is stored; the token itself is shown once, when
+    created. ``prefix`` is public and finds the row; the hash is compared in constant
+    time. Tokens are revoked, never deleted, so the audit trail's actors stay resolvable.
+    """
+
+    name = models.CharField(max_length=64, help_text="The agent's name; audit actor agent:<name>.")
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scopes = ArrayField(models.CharField(max_length=16, choices=TokenScope.choices))
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=200, blank=True, default="")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "agent_token"
+        ordering = ["name", "-created_at"]
+        indexes = [models.Index(fields=["name"], name="agent_token_name_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(scopes__contained_by=TokenScope.values)
+                & ~models.Q(scopes__len=0),
+                name="agent_token_scopes_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "revoked" if self.revoked_at else ",".join(self.scopes)
+        return f"{self.name} sgs_{self.prefix}_… ({state})"
+
+    @property
+    def actor(self) -> str:
+        return f"agent:{self.name}"
+
+    @property
+    def effective_scopes(self) -> frozenset[str]:
+        return frozenset().union(*(SCOPE_IMPLIES[scope] for scope in self.scopes))
+
+
+class IdempotencyRecord(models.Model):
+    """The stored outcome of a request made with an ``Idempotency-Key``.
+
+    Keyed by (token, key): a retry with the same key and the same request replays the
+    stored response; the same key with a different request is refused.
+    """
+
+    token = models.ForeignKey(AgentToken, on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response = models.JSONField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "agent_idempotency_record"
+        constraints = [
+            models.UniqueConstraint(fields=["token", "key"], name="agent_idempotency_token_key"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="agent_idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code})"

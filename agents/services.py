@@ -1,0 +1,184 @@
+"""Writes of API access: agent tokens and stored idempotent responses."""
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from agents import conf
+from agents.exceptions import (
+    AgentTokenNotFound,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    InvalidScopes,
+    InvalidToken,
+    InvalidTokenName,
+    TokenRevoked,
+)
+from agents.models import AgentToken, IdempotencyRecord, TokenScope
+from agents.selectors import agent_token_get_by_prefix
+from audit.models import AuditEventType
+from audit.services import SYSTEM_ACTOR, audit_event_record
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_TOKEN = re.compile(r"^sgs_([0-9a-f]{12})_([A-Za-z0-9_-]{32,64})$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+# Compared against when the prefix is unknown, so a miss costs what a hit costs.
+_NO_TOKEN_HASH = hashlib.sha256(b"no such token").hexdigest()
+
+
+def token_hash(raw: str) -> str:
+    """SHA-256 of the whole token. Secrets are 256 random bits: no need for a slow KDF."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: AgentToken
+    secret: str  # the whole bearer token: shown once, never stored
+
+
+def agent_token_create(
+    *, name: str, scopes: Sequence[str] = (TokenScope.WRITE,), actor: str = SYSTEM_ACTOR
+) -> IssuedToken:
+    """Issue a token for agent ``name``; its actor in the audit trail is ``agent:<name>``."""
+    if not _NAME.match(name or ""):
+        raise InvalidTokenName(name or "")
+    if not scopes or any(scope not in TokenScope.values for scope in scopes):
+        raise InvalidScopes(list(scopes), TokenScope.values)
+    chosen = sorted(set(scopes), key=TokenScope.values.index)
+    with transaction.atomic():
+        while True:  # a 48-bit prefix collides about never; the unique index decides
+            prefix = secrets.token_hex(6)
+            raw = f"sgs_{prefix}_{secrets.token_urlsafe(32)}"
+            try:
+                with transaction.atomic():
+                    token = AgentToken.objects.create(
+                        name=name,
+                        prefix=prefix,
+                        secret_hash=token_hash(raw),
+                        scopes=chosen,
+                        created_by=actor,
+                    )
+                break
+            except IntegrityError:
+                continue
+        audit_event_record(
+            event_type=AuditEventType.AUTH,
+            action="token_create",
+            actor=actor,
+            resource=f"agent_token:{prefix}",
+            metadata={"name": name, "scopes": chosen},
+        )
+    return IssuedToken(token=token, secret=raw)
+
+
+def agent_token_revoke(prefix: str, *, actor: str = SYSTEM_ACTOR) -> AgentToken:
+    """Revoke a token at once; revoking a revoked token changes nothing."""
+    with transaction.atomic():
+        token = AgentToken.objects.select_for_update().filter(prefix=prefix).first()
+        if token is None:
+            raise AgentTokenNotFound(prefix)
+        if token.revoked_at is not None:
+            return token
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_event_record(
+            event_type=AuditEventType.AUTH,
+            action="token_revoke",
+            actor=actor,
+            resource=f"agent_token:{prefix}",
+            metadata={"name": token.name},
+        )
+    return token
+
+
+def agent_token_authenticate(raw: str) -> AgentToken:
+    """The live token ``raw`` names, or ``InvalidToken``/``TokenRevoked``.
+
+    The hash comparison is constant-time, and an unknown prefix is compared against a
+    dummy hash, so response times do not reveal which part of a guess was right.
+    """
+    match = _TOKEN.match(raw or "")
+    token = agent_token_get_by_prefix(match.group(1)) if match else None
+    expected = token.secret_hash if token is not None else _NO_TOKEN_HASH
+    if not hmac.compare_digest(expected, token_hash(raw or "")) or token is None:
+        raise InvalidToken
+    if token.revoked_at is not None:
+        raise TokenRevoked(token.prefix, token.revoked_at.isoformat())
+    _touch(token)
+    return token
+
+
+def _touch(token: AgentToken) -> None:
+    """Record use at most every ``TOKEN_TOUCH_SECONDS``: one write a minute, not a request."""
+    now = timezone.now()
+    interval = timedelta(seconds=conf.token_touch_seconds())
+    if token.last_used_at is not None and token.last_used_at > now - interval:
+        return
+    AgentToken.objects.filter(pk=token.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - interval)
+    ).update(last_used_at=now)
+    token.last_used_at = now
+
+
+def idempotency_fingerprint(method: str, path: str, payload: Any) -> str:
+    """What makes two requests "the same" for an Idempotency-Key: method, path, body."""
+    canonical = json.dumps([method.upper(), path, payload], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    body: Any
+    replayed: bool
+
+
+def idempotent_request_execute(
+    *,
+    token: AgentToken,
+    key: str,
+    fingerprint: str,
+    execute: Callable[[], tuple[int, Any]],
+) -> StoredResponse:
+    """Run ``execute`` once per (token, key) and store its response; replay it after.
+
+    The claim, the work and the stored response are one transaction: a concurrent
+    request with the same key waits on the unique index and then replays, and a failed
+    attempt (a domain error, a crash) leaves no record, so it can simply be retried.
+    """
+    if not _IDEMPOTENCY_KEY.match(key or ""):
+        raise InvalidIdempotencyKey
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    token=token, key=key, fingerprint=fingerprint
+                )
+        except IntegrityError:
+            record = IdempotencyRecord.objects.get(token=token, key=key)
+            if record.fingerprint != fingerprint:
+                raise IdempotencyKeyReused(key) from None
+            return StoredResponse(record.status_code or 200, record.response, replayed=True)
+        status_code, body = execute()
+        record.status_code, record.response = status_code, body
+        record.save(update_fields=["status_code", "response"])
+    return StoredResponse(status_code, body, replayed=False)
+
+
+def idempotency_records_prune(*, older_than_hours: int | None = None) -> int:
+    """Delete stored responses past their replay window; returns how many."""
+    hours = conf.idempotency_ttl_hours() if older_than_hours is None else older_than_hours
+    cutoff = timezone.now() - timedelta(hours=hours)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

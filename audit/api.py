@@ -1,0 +1,81 @@
+"""``/api/v1/audit``: search the audit trail (admin tokens and staff)."""
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema
+from pydantic import field_validator
+
+from agents.auth import admin_access
+from audit.selectors import audit_events_search
+
+router = Router(tags=["audit"], auth=admin_access)
+
+# Without ``since`` a search covers the last week: a bounded range keeps it on a few
+# monthly partitions.
+DEFAULT_WINDOW = timedelta(days=7)
+
+
+class AuditEventOut(Schema):
+    event_id: uuid.UUID
+    timestamp: datetime
+    session_id: str | None
+    event_type: str
+    actor: str
+    action: str
+    resource: str
+    metadata: dict[str, Any]
+
+
+class AuditPageOut(Schema):
+    items: list[AuditEventOut]
+    next_cursor: str | None
+
+
+class AuditFilters(Schema):
+    since: datetime | None = Field(default=None, description="Default: 7 days ago.")
+    until: datetime | None = None
+    event_type: str | None = None
+    action: str | None = None
+    actor: str | None = None
+    resource: str | None = None
+    session_id: str | None = None
+    metadata: str | None = Field(
+        default=None, description='JSON object the metadata must contain, e.g. {"to":"failed"}.'
+    )
+    cursor: str | None = None
+    limit: int = Field(default=100, ge=1, le=500)
+
+    @field_validator("metadata")
+    @classmethod
+    def _json_object(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            raise ValueError("must be a JSON object") from None
+        if not isinstance(parsed, dict):
+            raise ValueError("must be a JSON object")
+        return value
+
+
+@router.get("/events", response=AuditPageOut)
+def search_audit_events(request: HttpRequest, filters: Query[AuditFilters]) -> Any:
+    """Events matching every filter, newest first; follow ``next_cursor`` for more."""
+    return audit_events_search(
+        since=filters.since or timezone.now() - DEFAULT_WINDOW,
+        until=filters.until,
+        event_type=filters.event_type,
+        action=filters.action,
+        actor=filters.actor,
+        resource=filters.resource,
+        session_id=filters.session_id,
+        metadata_contains=json.loads(filters.metadata) if filters.metadata else None,
+        cursor=filters.cursor,
+        limit=filters.limit,
+    )

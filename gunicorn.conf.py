@@ -1,0 +1,17 @@
+"""gunicorn reads this file from the working directory: ``gunicorn sergas.wsgi``.
+
+Only what metrics need under several workers is set here; bind, workers and timeouts
+stay on the command line. See docs/operations.md, "Metrics under several processes".
+"""
+
+import os
+from typing import Any
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker that exits leaves its counter and histogram files (their totals must
+    not drop), but its live gauges must no longer be reported."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,290 @@
+"""``/api/v1/sessions`` and ``/api/v1/events``: agents drive sessions and report events.
+
+Handlers parse, call one service or selector with the caller's actor, and shape the
+answer; the lifecycle, validation and auditing all happen in ``sessions.services``.
+"""
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from ninja import Header, Query, Router
+from ninja.responses import Status
+
+from agents.auth import Principal, write_access
+from agents.services import idempotency_fingerprint, idempotent_request_execute
+from audit.export import JSONL_CONTENT_TYPE, audit_events_jsonl
+from audit.selectors import audit_events_for_session
+from sergas.conditional import expected_version
+from sessions import selectors, services
+from sessions.exceptions import SessionNotFound
+from sessions.hooks import hook_events_record
+from sessions.schemas import (
+    CheckpointIn,
+    CheckpointOut,
+    ContextIn,
+    EventBatchIn,
+    EventBatchOut,
+    FailIn,
+    HeartbeatOut,
+    MetricsIn,
+    ReasonIn,
+    RecoveryOut,
+    SessionCreateIn,
+    SessionDetailOut,
+    SessionFilters,
+    SessionOut,
+    SessionPageOut,
+    VersionIn,
+)
+
+router = Router(tags=["sessions"])
+events_router = Router(tags=["events"])
+
+IfMatch = Header(None, alias="If-Match", description='Expected version, e.g. "7" (409 if not).')
+
+
+def _caller(request: HttpRequest) -> Principal:
+    return request.auth  # type: ignore[attr-defined, return-value]
+
+
+def _require(session_id: str) -> None:
+    if not selectors.session_exists(session_id):
+        raise SessionNotFound(session_id)
+
+
+@router.post("", response={201: SessionDetailOut}, auth=write_access)
+def create_session(
+    request: HttpRequest,
+    payload: SessionCreateIn,
+    idempotency_key: str | None = Header(
+        None, alias="Idempotency-Key", description="Retry-safe create: replays the first answer."
+    ),
+) -> HttpResponse:
+    """Create a pending session. With ``Idempotency-Key`` a retry returns the first
+    response (header ``Idempotent-Replayed: true``) instead of a second session."""
+    caller = _caller(request)
+
+    def create() -> tuple[int, Any]:
+        session = services.session_create(**payload.dict(), actor=caller.actor)
+        return 201, SessionDetailOut.from_orm(session).model_dump(mode="json")
+
+    if idempotency_key is None:
+        status, body = create()
+        return JsonResponse(body, status=status)
+    stored = idempotent_request_execute(
+        token=caller.token,  # type: ignore[arg-type]  # writes always carry a token
+        key=idempotency_key,
+        fingerprint=idempotency_fingerprint("POST", request.path, payload.model_dump(mode="json")),
+        execute=create,
+    )
+    response = JsonResponse(stored.body, status=stored.status_code, safe=False)
+    response["Idempotent-Replayed"] = "true" if stored.replayed else "false"
+    return response
+
+
+@router.get("", response=SessionPageOut)
+def list_sessions(request: HttpRequest, filters: Query[SessionFilters]) -> Any:
+    """Sessions matching every filter, newest first; follow ``next_cursor`` for more."""
+    return selectors.sessions_list(
+        statuses=filters.status,
+        session_type=filters.session_type,
+        owner_id=filters.owner_id,
+        orchestrator_id=filters.orchestrator_id,
+        account_id=filters.account_id,
+        created_after=filters.created_after,
+        created_before=filters.created_before,
+        cursor=filters.cursor,
+        limit=filters.limit,
+    )
+
+
+@router.get("/{session_id}", response=SessionDetailOut)
+def get_session(request: HttpRequest, session_id: str, response: HttpResponse) -> Any:
+    """The session with its context and metrics. ``ETag`` is its version."""
+    session = selectors.session_get(session_id)
+    if session is None:
+        raise SessionNotFound(session_id)
+    response["ETag"] = f'"{session.version}"'
+    return session
+
+
+@router.post("/{session_id}/start", response=SessionOut, auth=write_access)
+def start_session(
+    request: HttpRequest,
+    session_id: str,
+    payload: VersionIn | None = None,
+    if_match: str | None = IfMatch,
+) -> Any:
+    return services.session_start(
+        session_id,
+        actor=_caller(request).actor,
+        expected_version=expected_version(if_match, payload),
+    )
+
+
+@router.post("/{session_id}/pause", response=SessionOut, auth=write_access)
+def pause_session(
+    request: HttpRequest,
+    session_id: str,
+    payload: ReasonIn | None = None,
+    if_match: str | None = IfMatch,
+) -> Any:
+    return services.session_pause(
+        session_id,
+        actor=_caller(request).actor,
+        reason=payload.reason if payload else "",
+        expected_version=expected_version(if_match, payload),
+    )
+
+
+@router.post("/{session_id}/resume", response=SessionOut, auth=write_access)
+def resume_session(
+    request: HttpRequest,
+    session_id: str,
+    payload: VersionIn | None = None,
+    if_match: str | None = IfMatch,
+) -> Any:
+    return services.session_resume(
+        session_id,
+        actor=_caller(request).actor,
+        expected_version=expected_version(if_match, payload),
+    )
+
+
+@router.post("/{session_id}/complete", response=SessionOut, auth=write_access)
+def complete_session(
+    request: HttpRequest,
+    session_id: str,
+    payload: VersionIn | None = None,
+    if_match: str | None = IfMatch,
+) -> Any:
+    """Complete a running session; its ``summary`` comes back with it."""
+    return services.session_complete(
+        session_id,
+        actor=_caller(request).actor,
+        expected_version=expected_version(if_match, payload),
+    )
+
+
+@router.post("/{session_id}/fail", response=SessionOut, auth=write_access)
+def fail_session(
+    request: HttpRequest, session_id: str, payload: FailIn, if_match: str | None = IfMatch
+) -> Any:
+    return services.session_fail(
+        session_id,
+        error=payload.error,
+        actor=_caller(request).actor,
+        expected_version=expected_version(if_match, payload),
+    )
+
+
+@router.post("/{session_id}/cancel", response=SessionOut, auth=write_access)
+def cancel_session(
+    request: HttpRequest,
+    session_id: str,
+    payload: ReasonIn | None = None,
+    if_match: str | None = IfMatch,
+) -> Any:
+    return services.session_cancel(
+        session_id,
+        actor=_caller(request).actor,
+        reason=payload.reason if payload else "",
+        expected_version=expected_version(if_match, payload),
+    )
+
+
+@router.post("/{session_id}/recover", response=RecoveryOut, auth=write_access)
+def recover_session(
+    request: HttpRequest,
+    session_id: str,
+    payload: VersionIn | None = None,
+    include_state: bool = False,
+    if_match: str | None = IfMatch,
+) -> Any:
+    """Restore the newest checkpoint and run again. The answer leaves the (possibly
+    large) context in the database unless ``?include_state=true``."""
+    session = services.session_recover(
+        session_id,
+        actor=_caller(request).actor,
+        expected_version=expected_version(if_match, payload),
+    )
+    return session if include_state else SessionOut.from_orm(session)
+
+
+@router.patch("/{session_id}/context", response=SessionOut, auth=write_access)
+def update_context(
+    request: HttpRequest, session_id: str, payload: ContextIn, if_match: str | None = IfMatch
+) -> Any:
+    """Merge ``changes`` into the context (account sets only grow)."""
+    return services.session_update_context(
+        session_id,
+        changes=payload.changes,
+        actor=_caller(request).actor,
+        expected_version=expected_version(if_match, payload),
+    )
+
+
+@router.post("/{session_id}/metrics", response=SessionOut, auth=write_access)
+def increment_metrics(request: HttpRequest, session_id: str, payload: MetricsIn) -> Any:
+    """Add to the metric counters and append account processing times."""
+    return services.session_update_metrics(
+        session_id,
+        counters=payload.counters,
+        processing_times_ms=payload.processing_times_ms,
+        actor=_caller(request).actor,
+    )
+
+
+@router.post("/{session_id}/heartbeat", response=HeartbeatOut, auth=write_access)
+def heartbeat(request: HttpRequest, session_id: str) -> Any:
+    """Liveness of a running session; the answer's status tells a paused or cancelled
+    agent to stop."""
+    return services.session_heartbeat(session_id)
+
+
+@router.post("/{session_id}/checkpoints", response={201: CheckpointOut}, auth=write_access)
+def create_checkpoint(
+    request: HttpRequest, session_id: str, payload: CheckpointIn | None = None
+) -> Any:
+    checkpoint = services.session_checkpoint(
+        session_id,
+        context_changes=payload.context_changes if payload else None,
+        actor=_caller(request).actor,
+    )
+    return Status(201, checkpoint)
+
+
+@router.get("/{session_id}/checkpoints", response=list[CheckpointOut])
+def list_checkpoints(request: HttpRequest, session_id: str) -> Any:
+    """The retained checkpoints, newest first, without their state."""
+    _require(session_id)
+    return selectors.session_checkpoints(session_id, with_state=False)
+
+
+@router.get("/{session_id}/audit-trail", response={200: None})
+def download_audit_trail(request: HttpRequest, session_id: str) -> StreamingHttpResponse:
+    """The session's audit trail as JSON Lines, oldest first, streamed."""
+    _require(session_id)
+    response = StreamingHttpResponse(
+        audit_events_jsonl(audit_events_for_session(session_id)), content_type=JSONL_CONTENT_TYPE
+    )
+    response["Content-Disposition"] = f'attachment; filename="{session_id}.audit.jsonl"'
+    return response
+
+
+@events_router.post("", response=EventBatchOut, auth=write_access)
+def report_events(request: HttpRequest, payload: EventBatchIn) -> Any:
+    """Record a batch of pre_tool/post_tool/pre_task/post_task events. Event ids you
+    already sent are skipped, so a retried batch adds nothing."""
+    caller = _caller(request)
+    result = hook_events_record(
+        [event.to_hook_event() for event in payload.events],
+        agent_name=caller.name,
+        actor=caller.actor,
+    )
+    return {
+        "received": len(payload.events),
+        "recorded": len(result.recorded),
+        "duplicates": len(result.duplicates),
+        "duplicate_event_ids": result.duplicates,
+    }

@@ -1,0 +1,194 @@
+"""Request and response shapes of the sessions API, one per operation."""
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Field, Schema
+from pydantic import BaseModel, ValidationInfo, field_validator
+
+from sessions.hooks import HookEvent, error_type_of
+from sessions.models import AgentSession, HookName, SessionStatus, SessionType
+from sessions.transitions import allowed_actions
+
+NAME_PATTERN = r"^[A-Za-z0-9_.:/-]{1,64}$"
+
+
+class SessionCreateIn(Schema):
+    orchestrator_id: str = Field(min_length=1, max_length=128)
+    session_type: SessionType = SessionType.MANUAL
+    account_ids: list[str] | None = None
+    owner_id: str | None = Field(default=None, max_length=128)
+    context: dict[str, Any] | None = None
+    session_id: str | None = Field(
+        default=None, description="Your own id (UUID or session_<orchestrator>_<hex>)."
+    )
+
+
+class SessionOut(Schema):
+    """A session without its context and metrics: cheap to list and to return from
+    every action, whatever the size of the context."""
+
+    session_id: str
+    orchestrator_id: str
+    status: SessionStatus
+    session_type: SessionType
+    owner_id: str
+    version: int
+    error_message: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    paused_at: datetime | None
+    finished_at: datetime | None
+    last_heartbeat_at: datetime | None
+    last_checkpoint_sequence: int
+    recovery_count: int
+    recovered_from_sequence: int | None
+    archived_at: datetime | None
+    summary: dict[str, Any] | None
+    allowed_actions: list[str] = Field(description="Actions the current status allows.")
+
+    @staticmethod
+    def resolve_allowed_actions(obj: AgentSession) -> list[str]:
+        return [action.value for action in allowed_actions(obj.status)]
+
+
+class SessionDetailOut(SessionOut):
+    account_ids: list[str]
+    context: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+class RecoveryOut(SessionOut):
+    """The recovered session; context and metrics only when asked (``include_state``)."""
+
+    context: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+
+
+class SessionPageOut(Schema):
+    items: list[SessionOut]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null at the end."
+    )
+
+
+class SessionFilters(Schema):
+    status: list[SessionStatus] = Field(default_factory=list)
+    session_type: SessionType | None = None
+    owner_id: str | None = None
+    orchestrator_id: str | None = None
+    account_id: str | None = Field(default=None, description="Sessions whose accounts include it.")
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    cursor: str | None = None
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class VersionIn(Schema):
+    expected_version: int | None = Field(
+        default=None, ge=1, description="Refuse with 409 unless the session is at this version."
+    )
+
+
+class ReasonIn(VersionIn):
+    reason: str = Field(default="", max_length=1000)
+
+
+class FailIn(VersionIn):
+    error: str = Field(min_length=1, max_length=10_000)
+
+
+class ContextIn(VersionIn):
+    changes: dict[str, Any] = Field(
+        description="Merged into the context: account sets grow, metadata merges by key."
+    )
+
+
+class MetricsIn(Schema):
+    counters: dict[str, int] = Field(default_factory=dict)
+    processing_times_ms: list[int] = Field(default_factory=list)
+
+
+class HeartbeatOut(Schema):
+    status: SessionStatus
+    recorded: bool
+    at: datetime | None
+
+
+class CheckpointIn(Schema):
+    context_changes: dict[str, Any] = Field(default_factory=dict)
+
+
+class CheckpointOut(Schema):
+    sequence: int
+    status: SessionStatus
+    size_bytes: int
+    created_at: datetime
+
+
+# The event schemas are plain pydantic models: ninja's Schema wraps every nested object for
+# ORM attribute access, which costs more than the rest of a 1,000-event batch.
+class EventErrorIn(BaseModel):
+    type: str = Field(min_length=1, max_length=200, description="e.g. the exception class")
+    message: str = Field(default="", max_length=10_000)
+
+
+class EventIn(BaseModel):
+    event_id: uuid.UUID = Field(description="Chosen by the agent; a replay is skipped.")
+    hook: Literal[HookName.PRE_TOOL, HookName.POST_TOOL, HookName.PRE_TASK, HookName.POST_TASK]
+    name: str = Field(pattern=NAME_PATTERN, description="Tool name or task type.")
+    timestamp: datetime = Field(description="When it happened, stamped by the agent.")
+    session_id: str | None = None
+    invocation_id: uuid.UUID | None = Field(
+        default=None, description="On post_*: the event_id of the matching pre_*."
+    )
+    duration_ms: float | None = Field(
+        default=None, ge=0, validate_default=True, description="Required on post_*."
+    )
+    error: EventErrorIn | None = None
+    input_bytes: int | None = Field(default=None, ge=0)
+    output_bytes: int | None = Field(default=None, ge=0)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a timezone, e.g. 2026-01-31T09:00:00Z")
+        return value
+
+    @field_validator("duration_ms")
+    @classmethod
+    def _required_on_post(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is None and info.data.get("hook") in (HookName.POST_TOOL, HookName.POST_TASK):
+            raise ValueError("required on post_tool and post_task")
+        return value
+
+    def to_hook_event(self) -> HookEvent:
+        return HookEvent(
+            hook=HookName(self.hook),
+            name=self.name,
+            event_id=self.event_id,
+            timestamp=self.timestamp,
+            session_id=self.session_id,
+            invocation_id=self.invocation_id,
+            duration_seconds=self.duration_ms / 1000 if self.duration_ms is not None else None,
+            error_type=error_type_of(self.error.type) if self.error else None,
+            error_message=self.error.message if self.error else None,
+            input_bytes=self.input_bytes,
+            output_bytes=self.output_bytes,
+            metadata=self.metadata,
+        )
+
+
+class EventBatchIn(BaseModel):
+    events: list[EventIn] = Field(min_length=1)
+
+
+class EventBatchOut(Schema):
+    received: int
+    recorded: int
+    duplicates: int
+    duplicate_event_ids: list[uuid.UUID]

@@ -1,0 +1,49 @@
+"""The API's shape: OpenAPI, docs, and the one error form for every failure."""
+
+import pytest
+
+from sergas.api import STATUS_OF, api
+from sergas.errors import PayloadTooLarge, RateLimited
+
+_REQUIRED = {PayloadTooLarge: {"limit": 10, "unit": "bytes"}, RateLimited: {"retry_after": 1}}
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_openapi_schema_lists_every_operation_with_bearer_security(client):
+    response = client.get("/api/openapi.json")
+    assert response.status_code == 200
+    schema = response.json()
+    paths = schema["paths"]
+    for path in [
+        "/api/v1/sessions",
+        "/api/v1/sessions/{session_id}",
+        "/api/v1/sessions/{session_id}/recover",
+        "/api/v1/sessions/{session_id}/context",
+        "/api/v1/sessions/{session_id}/checkpoints",
+        "/api/v1/sessions/{session_id}/audit-trail",
+        "/api/v1/events",
+        "/api/v1/audit/events",
+        "/api/v1/me",
+    ]:
+        assert path in paths, path
+    assert schema["components"]["securitySchemes"]["ApiAuth"]["scheme"] == "bearer"
+
+
+def test_the_interactive_docs_are_served(client):
+    assert client.get("/api/docs").status_code == 200
+
+
+@pytest.mark.parametrize(("base", "status"), STATUS_OF)
+def test_every_domain_error_base_maps_to_its_status_and_the_error_form(rf, base, status):
+    class Example(base):
+        code = "example"
+
+    exc = Example("what went wrong", **_REQUIRED.get(base, {}))
+    response = api.on_exception(rf.get("/api/v1/x"), exc)
+    assert response.status_code == status
+    assert response.content.startswith(b'{"code": "example", "detail": "what went wrong"')
+
+
+def test_an_unknown_api_path_is_a_404(agent_api):
+    assert agent_api().get("/nothing-here").status_code == 404
