@@ -1,5 +1,6 @@
 """Reads of the scheduling domain."""
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.db.models import QuerySet
@@ -7,6 +8,10 @@ from django.utils import timezone
 
 from scheduling.models import ScheduledReview, ScheduleExecution
 from scheduling.recurrence import Recurrence
+from sergas.pagination import Page, keyset_page
+
+REVIEW_ORDERING = ("name", "id")
+EXECUTION_ORDERING = ("-nominal_time", "-attempt", "-id")
 
 
 def review_get(review_id: int) -> ScheduledReview | None:
@@ -34,3 +39,34 @@ def review_executions(review_id: int) -> QuerySet[ScheduleExecution]:
     return ScheduleExecution.objects.filter(review_id=review_id).order_by(
         "-nominal_time", "-attempt"
     )
+
+
+def reviews_page(
+    *,
+    owner_id: str | None = None,
+    enabled: bool | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[ScheduledReview]:
+    return keyset_page(
+        reviews_list(owner_id=owner_id, enabled=enabled),
+        ordering=REVIEW_ORDERING,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+def executions_page(
+    *,
+    review_id: int | None = None,
+    statuses: Sequence[str] = (),
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[ScheduleExecution]:
+    """Runs newest first, one keyset page at a time."""
+    queryset = ScheduleExecution.objects.all()
+    if review_id is not None:
+        queryset = queryset.filter(review_id=review_id)
+    if statuses:
+        queryset = queryset.filter(status__in=statuses)
+    return keyset_page(queryset, ordering=EXECUTION_ORDERING, cursor=cursor, limit=limit)

@@ -30,12 +30,12 @@ from sergas.errors import (
     ValidationFailed,
 )
 
-# (prefix, router): each app owns its router. Scheduling adds ("/schedules",
-# "scheduling.api.router") here when it lands.
+# (prefix, router): each app owns its router.
 V1_ROUTERS: list[tuple[str, str]] = [
     ("", "agents.api.router"),
     ("/sessions", "sessions.api.router"),
     ("/events", "sessions.api.events_router"),
+    ("/schedules", "scheduling.api.router"),
     ("/audit", "audit.api.router"),
 ]
 

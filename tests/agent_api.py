@@ -36,6 +36,9 @@ class AgentApi:
     def patch(self, path: str, body: Any = None, **headers: str) -> Any:
         return self._send("patch", path, body, headers)
 
+    def delete(self, path: str, **headers: str) -> Any:
+        return self.client.delete(f"/api/v1{path}", **self.headers(**headers))
+
     def _send(self, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
         data = "" if body is None else json.dumps(body)
         return getattr(self.client, method)(
