@@ -10,18 +10,21 @@ import enum
 import hashlib
 import math
 import time
+import uuid
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from scheduling import conf
 from scheduling.models import ScheduleExecution
 from sessions import services as session_services
 from sessions.exceptions import SessionNotRunning
-from sessions.models import AgentSession, SessionStatus
+from sessions.hooks import AgentHooks, HookEvent, hook_events_record
+from sessions.models import AgentSession, HookName, SessionStatus
 from sessions.state import SessionContext
 
 
@@ -81,7 +84,18 @@ class _Batch:
 
 class SimulatedReviewRunner(ReviewRunner):
     """Reviews accounts in batches with deterministic timings, failures and
-    recommendations derived from each account id; one checkpoint per batch."""
+    recommendations derived from each account id; one checkpoint per batch.
+
+    It reports what it does through the orchestrator hooks like a real agent: each batch
+    is a ``review_batch`` task (``pre_task``/``post_task``) and each account a
+    ``crm.get_account`` tool call (``pre_tool``/``post_tool``, a failed account carries
+    its error type), so the audit trail and the Prometheus metrics see simulated runs
+    exactly as they would see real ones.
+    """
+
+    AGENT_NAME = "simulated-reviewer"
+    TOOL = "crm.get_account"
+    TASK = "review_batch"
 
     def run(self, run: ReviewRun) -> RunOutcome:
         session = AgentSession.objects.get(pk=run.session_id)
@@ -99,15 +113,16 @@ class SimulatedReviewRunner(ReviewRunner):
                 return stop
             number += 1
             batch = _Batch(number=number, accounts=remaining[start : start + size])
-            for account in batch.accounts:
-                batch.times_ms.append(self._review_account(account))
-                if self._fails(account):
-                    batch.failed.append(account)
-                else:
-                    batch.processed.append(account)
-                    recommendations += self._recommendations(account)
+            hooks = AgentHooks(self.AGENT_NAME, session_id=run.session_id, actor=run.actor)
             try:
-                self._record(run, batch, total_batches, recommendations)
+                with hooks.task(self.TASK, metadata={"batch": number}):
+                    tool_events = []
+                    for account in batch.accounts:
+                        tool_events += self._review_account(run, batch, account)
+                        if account in batch.processed:
+                            recommendations += self._recommendations(account)
+                    hook_events_record(tool_events, agent_name=self.AGENT_NAME, actor=run.actor)
+                    self._record(run, batch, total_batches, recommendations)
             except SessionNotRunning:
                 return RunOutcome.STOPPED  # ended (cancelled, failed) during the batch
         return self._boundary(run) or RunOutcome.COMPLETED
@@ -154,12 +169,35 @@ class SimulatedReviewRunner(ReviewRunner):
             return RunOutcome.STOPPED
         return None
 
-    def _review_account(self, account: str) -> int:
+    def _review_account(self, run: ReviewRun, batch: _Batch, account: str) -> list[HookEvent]:
+        """Simulate one account; return its pre_tool/post_tool events."""
+        started_at = timezone.now()
         mean = conf.simulated_account_ms()
         elapsed = round(mean * (0.5 + (_digest(account) % 1000) / 1000))
         if elapsed:
             time.sleep(elapsed / 1000)
-        return elapsed
+        batch.times_ms.append(elapsed)
+        failed = self._fails(account)
+        (batch.failed if failed else batch.processed).append(account)
+        invocation = uuid.uuid4()
+        common = {"name": self.TOOL, "session_id": run.session_id, "invocation_id": invocation}
+        return [
+            HookEvent(
+                hook=HookName.PRE_TOOL,
+                event_id=invocation,
+                timestamp=started_at,
+                metadata={"account_id": account},
+                **common,
+            ),
+            HookEvent(
+                hook=HookName.POST_TOOL,
+                duration_seconds=elapsed / 1000,
+                error_type="CRMTimeout" if failed else None,
+                error_message=f"CRM did not answer for {account}" if failed else None,
+                metadata={"account_id": account},
+                **common,
+            ),
+        ]
 
     def _fails(self, account: str) -> bool:
         return (_digest(account) % 10_000) / 10_000 < conf.simulated_failure_rate()

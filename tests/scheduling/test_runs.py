@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from audit.models import AuditEvent
 from scheduling import services
@@ -50,6 +51,8 @@ def runner(settings):
 
 def test_an_on_demand_run_reviews_every_account_and_succeeds(celery_worker_thread, runner):
     runner(RUNNER_BATCH_SIZE=4)
+    tool_labels = {"tool_name": "crm.get_account", "agent_name": "simulated-reviewer"}
+    calls_before = REGISTRY.get_sample_value("orchestrator_tool_invocations_total", tool_labels)
     review = make_review(account_filter={"count": 10})
     execution = services.review_trigger_on_demand(review.pk, actor="staff:ana")
 
@@ -76,6 +79,13 @@ def test_an_on_demand_run_reviews_every_account_and_succeeds(celery_worker_threa
         .values_list("action", flat=True)
     )
     assert actions == ["review_created", "run_queued", "run_started", "run_succeeded"]
+    # The runner reports through the orchestrator hooks: a task per batch, a tool call
+    # per account, in the audit trail and in the metrics.
+    trail = AuditEvent.objects.filter(session_id=session.session_id)
+    assert trail.filter(event_type="tool", action="post_tool").count() == 10
+    assert trail.filter(event_type="task", action="post_task").count() == 3
+    calls = REGISTRY.get_sample_value("orchestrator_tool_invocations_total", tool_labels)
+    assert calls - (calls_before or 0) == 10
 
 
 def test_a_duplicated_message_makes_no_second_run(celery_worker_thread, runner):
