@@ -60,8 +60,14 @@ def beat_standby_poll_seconds() -> float:
 
 
 def runner_batch_size() -> int:
-    """Accounts per batch (one checkpoint each) in the simulated runner."""
+    """Accounts per batch: the unit of work one worker takes, with one checkpoint."""
     return int(_get("RUNNER_BATCH_SIZE", 10))
+
+
+def batch_lease_seconds() -> int:
+    """A batch claimed longer ago than this without finishing is presumed lost with its
+    worker and runs again; keep it above the longest batch."""
+    return int(_get("BATCH_LEASE_SECONDS", 600))
 
 
 def simulated_account_ms() -> int:

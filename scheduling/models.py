@@ -1,5 +1,6 @@
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils.timezone import now
 from django_celery_beat.models import PeriodicTask
@@ -183,8 +184,6 @@ class ScheduleExecution(models.Model):
     accounts_processed = models.PositiveIntegerField(default=0)
     accounts_failed = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
-    # Fencing token of the worker currently running the review; NULL when none is.
-    runner_token = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(default=now)
 
     class Meta:
@@ -223,3 +222,62 @@ class ScheduleExecution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.review_name} @ {self.nominal_time:%Y-%m-%d %H:%M} #{self.attempt}"
+
+
+class BatchStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class RunBatch(models.Model):
+    """One slice of a run's accounts: the unit of work a worker takes (fan-out).
+
+    A worker claims a pending batch with a conditional update and a fresh ``token``; its
+    results are recorded only if the token still holds (fencing), in the same
+    transaction as the session's metrics and checkpoint. A batch whose worker died goes
+    back to pending (redelivery, lease expiry or session recovery) and runs again.
+    """
+
+    execution = models.ForeignKey(
+        ScheduleExecution, on_delete=models.CASCADE, related_name="batches"
+    )
+    index = models.PositiveIntegerField()
+    account_ids = ArrayField(models.CharField(max_length=128))
+    status = models.CharField(
+        max_length=16, choices=BatchStatus.choices, default=BatchStatus.PENDING
+    )
+    token = models.UUIDField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "schedule_run_batch"
+        ordering = ["execution", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "index"], name="schedule_run_batch_index_uniq"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=BatchStatus.values),
+                name="schedule_run_batch_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["execution", "status"],
+                name="schedule_run_batch_open_idx",
+                condition=models.Q(status__in=["pending", "running"]),
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="schedule_run_batch_lease_idx",
+                condition=models.Q(status="running"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id} batch {self.index} ({self.status})"

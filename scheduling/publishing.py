@@ -27,23 +27,31 @@ from scheduling import conf
 from scheduling.models import PRIORITY_MESSAGE_LEVEL
 
 RUN_TASK = "scheduling.tasks.run_review"
-_SENTINEL = "00000000-0000-4000-8000-5e0715e17e1a"
+BATCH_TASK = "scheduling.tasks.run_review_batch"
+_SENTINEL = "00000000-0000-4000-8000-5e0715e17e1a"  # stands for the argument
+_SENTINEL_ID = "00000000-0000-4000-8000-1d0f5e071e1d"  # stands for the task id
 _REDIS_SCHEMES = {"redis", "rediss", "redis+socket", "socket"}
 
 
 @dataclass(frozen=True)
 class RunMessage:
+    """One task message on the review queue: ``task(arg)``, with the run's priority.
+
+    ``arg`` (an execution id for ``run_review``, a batch id for ``run_review_batch``)
+    is also the Celery task id of a run; batches get a fresh id per message."""
+
     execution_id: str
     priority: str
+    task: str = RUN_TASK
+
+    @property
+    def task_id(self) -> str:
+        return self.execution_id if self.task == RUN_TASK else str(uuid.uuid4())
 
 
 def publish_runs(messages: Iterable[RunMessage]) -> int:
-    """Publish one ``run_review`` message per execution; returns how many were sent.
-
-    The execution id is the Celery task id, so the broker, the worker logs and the
-    execution table name a run the same way. Raises if the broker cannot take them;
-    callers leave the runs in the outbox then.
-    """
+    """Publish the messages to the review queue; returns how many were sent. Raises if
+    the broker cannot take them; callers leave the runs in the outbox then."""
     from sergas.celery import app
 
     messages = list(messages)
@@ -54,11 +62,11 @@ def publish_runs(messages: Iterable[RunMessage]) -> int:
     return _publish_with_kombu(messages, conf.review_queue())
 
 
-def _run_message(run_id: str) -> Any:
+def _task_message(task: str, task_id: str, arg: str) -> Any:
     from sergas.celery import app
 
     return app.amqp.create_task_message(
-        run_id, RUN_TASK, (run_id,), {}, argsrepr=f"('{run_id}',)", kwargsrepr="{}"
+        task_id, task, (arg,), {}, argsrepr=f"('{arg}',)", kwargsrepr="{}"
     )
 
 
@@ -67,7 +75,7 @@ def _publish_with_kombu(messages: list[RunMessage], queue: str) -> int:
 
     with app.producer_or_acquire() as producer, producer.batch(max_size=1000):
         for message in messages:
-            task_message = _run_message(message.execution_id)
+            task_message = _task_message(message.task, message.task_id, message.execution_id)
             producer.publish(
                 task_message.body,
                 exchange="",
@@ -89,21 +97,21 @@ class _RedisRunPublisher:
 
         self.queue = queue
         self._client = app.connection_for_write().default_channel.client
-        # priority level -> (list key, message template, sentinel body, sentinel tag)
-        self._templates: dict[int, tuple[str, str, bytes, str]] = {}
+        # (task, priority level) -> (list key, message template, sentinel body, tag)
+        self._templates: dict[tuple[str, int], tuple[str, str, bytes, str]] = {}
         self._lock = threading.Lock()
 
-    def _template(self, level: int) -> tuple[str, str, bytes, str]:
+    def _template(self, task: str, level: int) -> tuple[str, str, bytes, str]:
         with self._lock:
-            if level not in self._templates:
-                self._templates[level] = self._capture(level)
-            return self._templates[level]
+            if (task, level) not in self._templates:
+                self._templates[(task, level)] = self._capture(task, level)
+            return self._templates[(task, level)]
 
-    def _capture(self, level: int) -> tuple[str, str, bytes, str]:
+    def _capture(self, task: str, level: int) -> tuple[str, str, bytes, str]:
         from sergas.celery import app
 
         scratch = f"sergas.publish-template.{uuid.uuid4().hex}"
-        task_message = _run_message(_SENTINEL)
+        task_message = _task_message(task, _SENTINEL_ID, _SENTINEL)
         with app.producer_or_acquire() as producer:
             producer.publish(
                 task_message.body,
@@ -129,12 +137,15 @@ class _RedisRunPublisher:
     def publish(self, messages: list[RunMessage]) -> int:
         by_key: dict[str, list[str]] = defaultdict(list)
         for message in messages:
-            key, template, body, tag = self._template(PRIORITY_MESSAGE_LEVEL[message.priority])
-            run_id = message.execution_id
-            encoded = base64.b64encode(body.replace(_SENTINEL.encode(), run_id.encode()))
+            key, template, body, tag = self._template(
+                message.task, PRIORITY_MESSAGE_LEVEL[message.priority]
+            )
+            arg = message.execution_id
+            encoded = base64.b64encode(body.replace(_SENTINEL.encode(), arg.encode()))
             by_key[key].append(
                 template.replace(base64.b64encode(body).decode(), encoded.decode())
-                .replace(_SENTINEL, run_id)
+                .replace(_SENTINEL_ID, message.task_id)
+                .replace(_SENTINEL, arg)
                 .replace(tag, str(uuid.uuid4()))
             )
         pipeline = self._client.pipeline(transaction=False)

@@ -1,6 +1,7 @@
 """Celery tasks of the scheduling app: each fetches by id and calls a service."""
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
@@ -8,23 +9,35 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(name="scheduling.tasks.run_review", acks_late=True, reject_on_worker_lost=True)
-def run_review(execution_id: str) -> str:
-    """Run (or continue) one scheduled run. Idempotent: a duplicate delivery finds the
-    run claimed and returns at once."""
-    from scheduling.runners import RunOutcome, review_runner
-    from scheduling.services import execution_claim, execution_conclude, execution_fail
+def run_review(execution_id: str) -> int:
+    """Start (or continue) a run: its session, then one ``run_review_batch`` message per
+    batch. Idempotent: a duplicate delivery publishes nothing new that matters."""
+    from scheduling.services import execution_claim
 
-    claim = execution_claim(execution_id)
+    return execution_claim(execution_id)
+
+
+@shared_task(
+    name="scheduling.tasks.run_review_batch",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def run_review_batch(self: Any, batch_id: str) -> str:
+    """Review one batch of a run. A redelivered message (its worker died) takes the
+    batch over; any other duplicate finds it claimed and returns."""
+    from scheduling.services import batch_claim, batch_review
+
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    claim = batch_claim(int(batch_id), redelivered=redelivered)
     if claim is None:
         return "not claimed"
     try:
-        outcome = review_runner().run(claim.run)
-    except Exception as exc:
-        logger.exception("Review run %s failed", execution_id)
-        execution_fail(claim, f"{type(exc).__name__}: {exc}")
+        batch_review(claim)
+    except Exception:
+        logger.exception("Batch %s of run %s failed", batch_id, claim.run.execution_id)
         return "failed"
-    execution_conclude(claim, outcome)
-    return outcome.value if isinstance(outcome, RunOutcome) else str(outcome)
+    return "done"
 
 
 @shared_task(name="scheduling.tasks.fire_review")
@@ -38,10 +51,11 @@ def fire_review(review_id: int) -> int:
 
 @shared_task(name="scheduling.tasks.recover_interrupted_runs")
 def recover_interrupted_runs() -> list[str]:
-    """Periodic: a run whose worker died has an interrupted session; recover it so a
-    new worker continues from the newest checkpoint."""
-    from scheduling.services import runs_recover_interrupted
+    """Periodic: runs whose workers died. Batches whose lease expired run again; a run
+    whose session went silent is recovered from its newest checkpoint."""
+    from scheduling.services import batches_reap_expired, runs_recover_interrupted
 
+    batches_reap_expired(actor="task:recover_interrupted_runs")
     return runs_recover_interrupted(actor="task:recover_interrupted_runs")
 
 

@@ -15,6 +15,7 @@ from sessions.models import (
     AgentSession,
     SessionCheckpoint,
 )
+from sessions.state import SessionContext
 
 # Newest first; session_id breaks ties between sessions created in the same microsecond.
 LIST_ORDERING = ("-created_at", "-session_id")
@@ -105,3 +106,9 @@ def sessions_archivable(*, older_than_days: int) -> list[str]:
         .order_by("finished_at")
         .values_list("session_id", flat=True)
     )
+
+
+def session_context(session_id: str) -> SessionContext:
+    """The session's current context, typed, from PostgreSQL (not the cache)."""
+    raw = AgentSession.objects.filter(pk=session_id).values_list("context", flat=True).first()
+    return SessionContext.load(raw)

@@ -45,15 +45,34 @@ class SessionContext(BaseModel):
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
-    def merge(self, changes: dict[str, Any]) -> "SessionContext":
+    COUNTERS: frozenset[str] = frozenset(
+        {"current_batch", "total_batches", "recommendations_count"}
+    )
+
+    def merge(
+        self, changes: dict[str, Any], increments: dict[str, int] | None = None
+    ) -> "SessionContext":
         """Apply a partial update the way concurrent agents need it.
 
         Account sets only grow (a worker adds what it processed; nobody's additions are
         lost), an account that succeeds leaves ``failed_accounts``, ``metadata`` is merged
         key by key, unknown keys land in ``metadata``, and other fields are replaced.
+        ``increments`` add to the counters (``current_batch``, ``total_batches``,
+        ``recommendations_count``), so workers sharing a session never overwrite each
+        other's counts.
         """
         known = set(type(self).model_fields)
         data = {name: getattr(self.model_copy(deep=True), name) for name in known}
+        for name, amount in (increments or {}).items():
+            if name not in self.COUNTERS:
+                raise InvalidSessionState(
+                    f"'{name}' is not a context counter; counters are "
+                    f"{', '.join(sorted(self.COUNTERS))}",
+                    field=name,
+                )
+            if not isinstance(amount, int) or isinstance(amount, bool):
+                raise InvalidSessionState(f"'{name}' must change by a whole number", field=name)
+            data[name] += amount
         extra = {key: value for key, value in changes.items() if key not in known}
         for key, value in changes.items():
             if key not in known:

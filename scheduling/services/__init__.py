@@ -17,12 +17,15 @@ from scheduling.services.reviews import (
     review_validate,
 )
 from scheduling.services.runs import (
-    Claim,
+    BatchClaim,
+    batch_claim,
+    batch_fail,
+    batch_record,
+    batch_review,
+    batches_reap_expired,
     execution_claim,
-    execution_conclude,
     execution_continue,
     execution_end_with_session,
-    execution_fail,
     runs_recover_interrupted,
 )
 from scheduling.services.sync import (
@@ -33,14 +36,17 @@ from scheduling.services.sync import (
 
 __all__ = [
     "EDITABLE_FIELDS",
-    "Claim",
+    "BatchClaim",
     "DispatchResult",
     "ReconcileReport",
+    "batch_claim",
+    "batch_fail",
+    "batch_record",
+    "batch_review",
+    "batches_reap_expired",
     "execution_claim",
-    "execution_conclude",
     "execution_continue",
     "execution_end_with_session",
-    "execution_fail",
     "executions_publish",
     "periodic_task_sync",
     "publish_on_commit",

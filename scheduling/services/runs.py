@@ -1,12 +1,25 @@
-"""A run's life on a worker: claim, session, runner outcome, finish or retry.
+"""A run's life on the workers: claim, fan out into batches, record each, finish.
 
-Claiming is a conditional UPDATE, so of two deliveries of one message (a redelivery
-after a crash, a duplicate publish) exactly one runs the review. The claimant gets a
-fresh ``runner_token``: a fencing token the runner checks between batches, so a worker
-that was presumed dead and replaced stops as soon as it wakes up.
+1. ``execution_claim`` (task ``run_review``): a queued run becomes running, gets its
+   session (accounts from the review's filter) and is split into ``RunBatch`` rows, one
+   message each, which any worker on any host may take. For a running run (resumed,
+   recovered) it publishes the batches still pending.
+2. ``batch_claim`` (task ``run_review_batch``): a conditional update takes a pending
+   batch with a fresh token, if the session is running; a paused or interrupted session
+   leaves it pending, an ended one cancels it.
+3. ``batch_record``: the runner's result, the session's metrics and checkpoint, the tool
+   and task events and the batch's status commit together, only if the token still
+   holds (fencing: a worker presumed dead and replaced records nothing). The batch that
+   finds no other batch open completes the run.
+
+A batch whose worker died runs again: at once when Celery redelivers its message (the
+worker child was lost), after ``SCHEDULING_BATCH_LEASE_SECONDS`` otherwise, or when the
+session, silent past the heartbeat timeout, is recovered. Its metrics were never
+committed, so no account is counted twice.
 """
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,90 +28,112 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import SYSTEM_ACTOR
+from scheduling import conf
 from scheduling.accounts import account_source
 from scheduling.models import (
+    BatchStatus,
     ExecutionStatus,
     ExecutionTrigger,
     OverlapPolicy,
+    RunBatch,
     ScheduledReview,
     ScheduleExecution,
 )
-from scheduling.runners import ReviewRun, RunOutcome
+from scheduling.publishing import BATCH_TASK, RunMessage, publish_runs
+from scheduling.runners import BatchResult, ReviewRun, review_runner
 from scheduling.services._audit import record_execution_event
 from scheduling.services.outbox import publish_on_commit
 from sergas.errors import DomainError
 from sessions import services as session_services
-from sessions.models import TERMINAL_STATUSES, AgentSession, SessionStatus, SessionType
+from sessions.exceptions import SessionNotRunning
+from sessions.hooks import AgentHooks, HookEvent, hook_events_record
+from sessions.models import TERMINAL_STATUSES, AgentSession, HookName, SessionStatus, SessionType
+from sessions.selectors import session_context
 
 logger = logging.getLogger(__name__)
 
 WORKER_ACTOR = "worker:run_review"
+_OPEN = (BatchStatus.PENDING, BatchStatus.RUNNING)
 
 
-@dataclass(frozen=True)
-class Claim:
-    run: ReviewRun
-    resumed: bool  # True when continuing a paused or recovered run
+# --- the run -------------------------------------------------------------------------------
 
 
-def execution_claim(execution_id: str, *, actor: str = WORKER_ACTOR) -> Claim | None:
-    """Take a run for this worker, or None if it is not ours to run.
-
-    A queued run starts: it becomes running, gets its session (accounts resolved from the
-    review's filter) and a token. A running run whose session is running again with no
-    runner attached (resumed after a pause, recovered after a crash) is taken over.
-    Anything else (already running elsewhere, finished, unknown) returns None.
-    """
-    token = uuid.uuid4()
+def execution_claim(execution_id: str, *, actor: str = WORKER_ACTOR) -> int:
+    """Start a queued run (session, batches) or continue a running one; publishes its
+    open batches on commit and returns how many. Anything else (finished, skipped by the
+    overlap policy, unknown, a duplicate message) returns 0."""
     with transaction.atomic():
-        try:
-            execution = (
-                ScheduleExecution.objects.select_for_update(of=("self",))
-                .select_related("review", "session")
-                .get(pk=execution_id)
-            )
-        except (ScheduleExecution.DoesNotExist, ValueError):
+        execution = _lock_execution(execution_id)
+        if execution is None:
             logger.warning("Run %s does not exist; message dropped", execution_id)
-            return None
-        now = timezone.now()  # after the lock: the publisher's commit happened before
-        if execution.status == ExecutionStatus.QUEUED and _overlaps(execution):
-            _defer_for_overlap(execution, actor=actor)
-            return None
+            return 0
         if execution.status == ExecutionStatus.QUEUED:
-            execution.status = ExecutionStatus.RUNNING
-            execution.started_at = now
-            execution.start_lag_ms = int((now - execution.nominal_time).total_seconds() * 1000)
-            execution.runner_token = token
-            execution.session = _session_for(execution, actor=actor)
-            execution.save(
-                update_fields=["status", "started_at", "start_lag_ms", "runner_token", "session"]
-            )
-            record_execution_event(execution, "run_started", actor=actor)
-            resumed = False
-        elif (
-            execution.status == ExecutionStatus.RUNNING
-            and execution.runner_token is None
-            and execution.session is not None
-            and execution.session.status == SessionStatus.RUNNING
-        ):
-            execution.runner_token = token
-            execution.save(update_fields=["runner_token"])
-            record_execution_event(execution, "run_resumed", actor=actor)
-            resumed = True
-        else:
-            return None
-    review = execution.review
-    return Claim(
-        run=ReviewRun(
-            execution_id=str(execution.pk),
-            session_id=execution.session_id,
-            runner_token=str(token),
-            review_id=review.pk if review else None,
-            metadata=review.metadata if review else {},
-            actor=actor,
-        ),
-        resumed=resumed,
+            if _overlaps(execution):
+                _defer_for_overlap(execution, actor=actor)
+                return 0
+            return _start(execution, actor=actor)
+        if execution.status == ExecutionStatus.RUNNING and execution.session is not None:
+            return _continue(execution, actor=actor)
+        return 0
+
+
+def _lock_execution(execution_id: str) -> ScheduleExecution | None:
+    try:
+        return (
+            ScheduleExecution.objects.select_for_update(of=("self",))
+            .select_related("review", "session")
+            .get(pk=execution_id)
+        )
+    except (ScheduleExecution.DoesNotExist, ValueError):
+        return None
+
+
+def _start(execution: ScheduleExecution, *, actor: str) -> int:
+    now = timezone.now()  # after the lock: the publisher's commit happened before
+    execution.status = ExecutionStatus.RUNNING
+    execution.started_at = now
+    execution.start_lag_ms = int((now - execution.nominal_time).total_seconds() * 1000)
+    execution.session = _session_for(execution, actor=actor)
+    execution.save(update_fields=["status", "started_at", "start_lag_ms", "session"])
+    accounts = execution.session.account_ids
+    size = conf.runner_batch_size()
+    batches = RunBatch.objects.bulk_create(
+        RunBatch(execution=execution, index=index, account_ids=accounts[start : start + size])
+        for index, start in enumerate(range(0, len(accounts), size))
     )
+    session_services.session_update_context(
+        execution.session_id, changes={"total_batches": len(batches)}, actor=actor
+    )
+    record_execution_event(
+        execution,
+        "run_started",
+        actor=actor,
+        metadata={"batches": len(batches), "accounts": len(accounts)},
+    )
+    if not batches:
+        _succeed(execution, actor=actor)
+        return 0
+    _publish_batches_on_commit(execution, [batch.pk for batch in batches])
+    return len(batches)
+
+
+def _continue(execution: ScheduleExecution, *, actor: str) -> int:
+    """Resumed or recovered: publish what is still pending; finish if nothing is."""
+    if execution.session.status != SessionStatus.RUNNING:
+        return 0
+    open_batches = list(execution.batches.filter(status__in=_OPEN).values_list("pk", "status"))
+    if not open_batches:
+        _succeed(execution, actor=actor)
+        return 0
+    pending = [pk for pk, status in open_batches if status == BatchStatus.PENDING]
+    _publish_batches_on_commit(execution, pending)
+    return len(pending)
+
+
+def _publish_batches_on_commit(execution: ScheduleExecution, batch_ids: list[int]) -> None:
+    messages = [RunMessage(str(pk), execution.priority, task=BATCH_TASK) for pk in batch_ids]
+    transaction.on_commit(lambda: publish_runs(messages), robust=True)
 
 
 def _overlaps(execution: ScheduleExecution) -> bool:
@@ -159,57 +194,196 @@ def _session_for(execution: ScheduleExecution, *, actor: str) -> AgentSession:
     return session_services.session_start(session.session_id, actor=actor)
 
 
-def execution_conclude(claim: Claim, outcome: RunOutcome, *, actor: str = WORKER_ACTOR) -> None:
-    """Record what the runner returned: success, a pause, or that it stopped."""
-    with transaction.atomic():
-        execution = _lock_mine(claim)
-        if execution is None:
-            return  # superseded: the new owner concludes
-        if outcome is RunOutcome.COMPLETED:
-            session = session_services.session_complete(claim.run.session_id, actor=actor)
-            _finish(execution, ExecutionStatus.SUCCEEDED, session=session, actor=actor)
-        elif outcome is RunOutcome.PAUSED:
-            execution.runner_token = None
-            execution.save(update_fields=["runner_token"])
-            record_execution_event(execution, "run_paused", actor=actor)
-            # Resumed before we let go: the resume saw our token and left the run to us.
-            if AgentSession.objects.filter(
-                pk=claim.run.session_id, status=SessionStatus.RUNNING
-            ).exists():
-                transaction.on_commit(lambda: _send_continuation(execution), robust=True)
-        elif outcome is RunOutcome.STOPPED:
-            session = AgentSession.objects.get(pk=claim.run.session_id)
-            _finish(
-                execution,
-                ExecutionStatus.FAILED,
-                session=session,
-                actor=actor,
-                error=f"session {session.status} outside the run",
-                retryable=session.status == SessionStatus.FAILED,
-            )
+def _succeed(execution: ScheduleExecution, *, actor: str) -> None:
+    """Every batch is done: the run succeeded. The execution is closed before the
+    session completes, so the session's end finds no open run to close."""
+    session = execution.session
+    _finish(execution, ExecutionStatus.SUCCEEDED, session=session, actor=actor)
+    session_services.session_complete(session.session_id, actor=actor)
 
 
-def execution_fail(
-    claim: Claim, error: str, *, actor: str = WORKER_ACTOR
-) -> ScheduleExecution | None:
-    """The runner raised: fail the session, and retry the run if attempts are left."""
+# --- batches -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchClaim:
+    batch_id: int
+    token: uuid.UUID
+    index: int
+    accounts: list[str]
+    run: ReviewRun
+
+
+def batch_claim(
+    batch_id: int, *, redelivered: bool = False, actor: str = WORKER_ACTOR
+) -> BatchClaim | None:
+    """Take a pending batch for this worker, or None. A running batch is taken over only
+    when its message was redelivered (Celery does that when the worker died)."""
     with transaction.atomic():
-        execution = _lock_mine(claim)
-        if execution is None:
+        batch = (
+            RunBatch.objects.select_for_update(of=("self",))
+            .select_related("execution__review", "execution__session")
+            .filter(pk=batch_id)
+            .first()
+        )
+        if batch is None:
             return None
-        session = AgentSession.objects.get(pk=claim.run.session_id)
-        if session.status not in TERMINAL_STATUSES:
-            session = session_services.session_fail(session.session_id, error=error, actor=actor)
-        return _finish(execution, ExecutionStatus.FAILED, session=session, actor=actor, error=error)
+        takeover = batch.status == BatchStatus.RUNNING and redelivered
+        if batch.status != BatchStatus.PENDING and not takeover:
+            return None
+        execution = batch.execution
+        session = execution.session
+        if execution.status != ExecutionStatus.RUNNING or session.status in TERMINAL_STATUSES:
+            batch.status = BatchStatus.CANCELLED
+            batch.save(update_fields=["status"])
+            return None
+        if session.status != SessionStatus.RUNNING:
+            return None  # paused or interrupted: stays pending until the run continues
+        now = timezone.now()
+        batch.status = BatchStatus.RUNNING
+        batch.token = uuid.uuid4()
+        batch.attempts += 1
+        batch.started_at = now
+        batch.lease_expires_at = now + timedelta(seconds=conf.batch_lease_seconds())
+        batch.save(update_fields=["status", "token", "attempts", "started_at", "lease_expires_at"])
+    session_services.session_heartbeat(session.session_id)
+    review = execution.review
+    return BatchClaim(
+        batch_id=batch.pk,
+        token=batch.token,
+        index=batch.index,
+        accounts=list(batch.account_ids),
+        run=ReviewRun(
+            execution_id=str(execution.pk),
+            session_id=session.session_id,
+            review_id=review.pk if review else None,
+            metadata=review.metadata if review else {},
+            actor=actor,
+        ),
+    )
 
 
-def _lock_mine(claim: Claim) -> ScheduleExecution | None:
+def batch_review(claim: BatchClaim) -> None:
+    """Run the runner on the batch and record the result (the task's whole body)."""
+    runner = review_runner()
+    hooks = AgentHooks(runner.agent_name, session_id=claim.run.session_id, actor=claim.run.actor)
+    task = hooks.pre_task("review_batch", metadata={"batch": claim.index})
+    try:
+        result = runner.review_batch(claim.run, claim.accounts)
+    except Exception as exc:
+        hooks.post_task(task, error=exc)
+        batch_fail(claim, f"{type(exc).__name__}: {exc}")
+        raise
+    finished = HookEvent(
+        hook=HookName.POST_TASK,
+        name="review_batch",
+        session_id=claim.run.session_id,
+        invocation_id=task.invocation_id,
+        duration_seconds=time.monotonic() - task.started,
+        metadata={"batch": claim.index},
+    )
+    batch_record(claim, result, events=[*result.events, finished], agent=runner.agent_name)
+
+
+def batch_record(
+    claim: BatchClaim, result: BatchResult, *, events: list[HookEvent], agent: str
+) -> bool:
+    """Record a batch's result if this worker still owns it; the last batch completes the
+    run. Returns False when the batch was taken over or the session ended meanwhile."""
+    run = claim.run
+    try:
+        with transaction.atomic():
+            batch = _lock_mine(claim)
+            if batch is None:
+                return False  # superseded: the new owner records
+            session_services.session_update_metrics(
+                run.session_id,
+                counters=result.counters,
+                processing_times_ms=result.processing_times_ms,
+                actor=run.actor,
+            )
+            session_services.session_checkpoint(
+                run.session_id,
+                context_changes={
+                    "processed_accounts": result.processed,
+                    "failed_accounts": result.failed,
+                },
+                context_increments={
+                    "current_batch": 1,
+                    "recommendations_count": result.recommendations,
+                },
+                actor=run.actor,
+            )
+            hook_events_record(events, agent_name=agent, actor=run.actor)
+            batch.status = BatchStatus.DONE
+            batch.finished_at = timezone.now()
+            batch.lease_expires_at = None
+            batch.save(update_fields=["status", "finished_at", "lease_expires_at"])
+            _finish_if_last(run, actor=run.actor)
+    except SessionNotRunning:
+        return False  # the session ended during the batch: nothing is recorded
+    session_services.session_heartbeat(run.session_id)
+    return True
+
+
+def _lock_mine(claim: BatchClaim) -> RunBatch | None:
     return (
-        ScheduleExecution.objects.select_for_update(of=("self",))
-        .select_related("review")
-        .filter(pk=claim.run.execution_id, runner_token=claim.run.runner_token)
+        RunBatch.objects.select_for_update()
+        .filter(pk=claim.batch_id, token=claim.token, status=BatchStatus.RUNNING)
         .first()
     )
+
+
+def _finish_if_last(run: ReviewRun, *, actor: str) -> None:
+    # The execution row lock serialises the batches' last look: one of them finishes.
+    execution = _lock_execution(run.execution_id)
+    if execution is None or execution.status != ExecutionStatus.RUNNING:
+        return
+    if execution.batches.filter(status__in=_OPEN).exists():
+        return
+    if execution.session.status == SessionStatus.RUNNING:
+        _succeed(execution, actor=actor)
+    # Paused with every batch done: resuming the session finishes the run (_continue).
+
+
+def batch_fail(claim: BatchClaim, error: str, *, actor: str = WORKER_ACTOR) -> None:
+    """The runner raised: fail the session and the run (retried as a whole if attempts
+    are left); the run's other batches are cancelled."""
+    with transaction.atomic():
+        if _lock_mine(claim) is None:
+            return
+        execution = _lock_execution(claim.run.execution_id)
+        if execution is None or execution.status != ExecutionStatus.RUNNING:
+            return
+        _finish(
+            execution, ExecutionStatus.FAILED, session=execution.session, actor=actor, error=error
+        )
+        if execution.session.status not in TERMINAL_STATUSES:
+            session_services.session_fail(execution.session_id, error=error, actor=actor)
+
+
+def batches_reap_expired(*, actor: str = SYSTEM_ACTOR) -> int:
+    """Running batches whose lease expired (their worker died and Celery did not
+    redeliver) go back to pending and are published again; returns how many."""
+    now = timezone.now()
+    expired = list(
+        RunBatch.objects.filter(status=BatchStatus.RUNNING, lease_expires_at__lt=now)
+        .select_related("execution")
+        .values_list("pk", "execution__priority")
+    )
+    if not expired:
+        return 0
+    with transaction.atomic():
+        reset = RunBatch.objects.filter(
+            pk__in=[pk for pk, _ in expired], status=BatchStatus.RUNNING, lease_expires_at__lt=now
+        ).update(status=BatchStatus.PENDING, token=None, lease_expires_at=None)
+        messages = [RunMessage(str(pk), priority, task=BATCH_TASK) for pk, priority in expired]
+        transaction.on_commit(lambda: publish_runs(messages), robust=True)
+    logger.warning("Re-queued %d batch(es) whose lease expired", reset)
+    return reset
+
+
+# --- closing a run -------------------------------------------------------------------------
 
 
 def _finish(
@@ -221,8 +395,8 @@ def _finish(
     error: str = "",
     retryable: bool = True,
 ) -> ScheduleExecution | None:
-    """Close the attempt; schedule the next one if it failed with retries left, and
-    release a run buffered behind this one. Returns the retry attempt, if any."""
+    """Close the attempt and cancel its open batches; schedule the next attempt if it
+    failed with retries left, and release a run buffered behind this one."""
     now = timezone.now()
     review = execution.review
     retry = None
@@ -235,15 +409,17 @@ def _finish(
         status = ExecutionStatus.RETRYING
     execution.status = status
     execution.finished_at = now
-    execution.runner_token = None
     execution.error = error[:5000]
     if execution.started_at:
         execution.duration_ms = int((now - execution.started_at).total_seconds() * 1000)
     if session is not None:
-        context = session.context or {}
-        execution.accounts_processed = len(context.get("processed_accounts", []))
-        execution.accounts_failed = len(context.get("failed_accounts", []))
+        context = session_context(session.session_id)
+        execution.accounts_processed = len(context.processed_accounts)
+        execution.accounts_failed = len(context.failed_accounts)
     execution.save()
+    execution.batches.filter(status__in=_OPEN).update(
+        status=BatchStatus.CANCELLED, token=None, lease_expires_at=None
+    )
     record_execution_event(
         execution,
         f"run_{status}",
@@ -285,73 +461,61 @@ def _release_buffered(execution: ScheduleExecution) -> None:
         publish_on_commit(held)
 
 
-# --- runs whose session changed outside the worker -----------------------------------------
-
-
-def execution_for_session(session_id: str) -> ScheduleExecution | None:
-    return (
-        ScheduleExecution.objects.filter(session_id=session_id, status=ExecutionStatus.RUNNING)
-        .order_by("-started_at")
-        .first()
-    )
+# --- runs whose session changed outside the workers ----------------------------------------
 
 
 def execution_continue(session_id: str, *, takeover: bool, actor: str = SYSTEM_ACTOR) -> bool:
-    """The session of a running run is running again (resumed, or recovered after a
-    crash): hand the run to a worker. ``takeover`` drops the token of a runner presumed
-    dead (recovery); a resume leaves a live runner alone. Call inside the transaction of
-    the session change; the message goes out on commit."""
+    """The session of a running run is running again: hand the run to the workers.
+
+    On resume, in-flight batches carry on and the pending ones are published. On
+    recovery (``takeover``), batches still marked running lost their worker: they go
+    back to pending first (their tokens die, so a worker that was only slow records
+    nothing). Call inside the transaction of the session change; messages go on commit.
+    """
     execution = (
-        ScheduleExecution.objects.select_for_update(of=("self",))
+        ScheduleExecution.objects.select_for_update()
         .filter(session_id=session_id, status=ExecutionStatus.RUNNING)
         .first()
     )
     if execution is None:
         return False
-    if execution.runner_token is not None and not takeover:
-        return False  # the runner never stopped: it carries on by itself
-    execution.runner_token = None
-    execution.save(update_fields=["runner_token"])
+    if takeover:
+        execution.batches.filter(status=BatchStatus.RUNNING).update(
+            status=BatchStatus.PENDING, token=None, lease_expires_at=None
+        )
     record_execution_event(
         execution, "run_handed_over" if takeover else "run_continued", actor=actor
     )
-    transaction.on_commit(lambda: _send_continuation(execution), robust=True)
+    message = RunMessage(str(execution.pk), execution.priority)
+    transaction.on_commit(lambda: publish_runs([message]), robust=True)
     return True
 
 
-def _send_continuation(execution: ScheduleExecution) -> None:
-    from scheduling.publishing import RunMessage, publish_runs
-
-    publish_runs([RunMessage(str(execution.pk), execution.priority)])
-
-
 def execution_end_with_session(session_id: str, status: str, *, actor: str = SYSTEM_ACTOR) -> None:
-    """A session whose run has no active runner ended elsewhere (staff cancelled a paused
-    run): close the run. With a runner attached, the runner notices and concludes."""
+    """A session whose run is still open ended elsewhere (staff cancelled it, an agent
+    failed or completed it): close the run. Batches in flight then record nothing."""
     execution = (
         ScheduleExecution.objects.select_for_update(of=("self",))
         .select_related("review", "session")
-        .filter(session_id=session_id, status=ExecutionStatus.RUNNING, runner_token=None)
+        .filter(session_id=session_id, status=ExecutionStatus.RUNNING)
         .first()
     )
     if execution is None:
         return
-    outcome = (
-        ExecutionStatus.SUCCEEDED if status == SessionStatus.COMPLETED else ExecutionStatus.FAILED
-    )
+    succeeded = status == SessionStatus.COMPLETED
     _finish(
         execution,
-        outcome,
+        ExecutionStatus.SUCCEEDED if succeeded else ExecutionStatus.FAILED,
         session=execution.session,
         actor=actor,
-        error="" if outcome == ExecutionStatus.SUCCEEDED else f"session {status} outside the run",
+        error="" if succeeded else f"session {status} outside the run",
         retryable=status == SessionStatus.FAILED,
     )
 
 
 def runs_recover_interrupted(*, actor: str = SYSTEM_ACTOR) -> list[str]:
-    """Recover the interrupted sessions of running runs (their worker died); each
-    recovery hands the run to a new worker from the newest checkpoint."""
+    """Recover the interrupted sessions of running runs (their workers died); each
+    recovery hands the run to the workers from the newest checkpoint."""
     session_ids = list(
         ScheduleExecution.objects.filter(
             status=ExecutionStatus.RUNNING, session__status=SessionStatus.INTERRUPTED

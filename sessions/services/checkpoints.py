@@ -23,16 +23,20 @@ def session_checkpoint(
     session_id: str,
     *,
     context_changes: dict[str, Any] | None = None,
+    context_increments: dict[str, int] | None = None,
     actor: str = SYSTEM_ACTOR,
 ) -> SessionCheckpoint:
-    """Snapshot the context and metrics (after merging ``context_changes``) as the next
-    checkpoint, in the same transaction as the session row, and prune beyond the limit."""
+    """Snapshot the context and metrics (after merging ``context_changes`` and
+    ``context_increments``, see ``SessionContext.merge``) as the next checkpoint, in the
+    same transaction as the session row, and prune beyond the limit."""
     with transaction.atomic():
         session = lock_session(session_id)
         if session.status not in CHECKPOINTABLE:
             raise SessionNotRunning(session_id, status=session.status, operation="checkpoint")
         now = timezone.now()
-        context = SessionContext.load(session.context).merge(context_changes or {})
+        context = SessionContext.load(session.context).merge(
+            context_changes or {}, context_increments
+        )
         context.checkpoint_timestamp = now
         session.context = context.dump()
         session.account_ids = context.account_ids

@@ -24,14 +24,15 @@ def session_update_context(
     session_id: str,
     *,
     changes: dict[str, Any],
+    increments: dict[str, int] | None = None,
     actor: str = SYSTEM_ACTOR,
     expected_version: int | None = None,
 ) -> AgentSession:
-    """Merge ``changes`` into the context (see ``SessionContext.merge``)."""
+    """Merge ``changes`` and ``increments`` into the context (``SessionContext.merge``)."""
     with transaction.atomic():
         session = lock_session(session_id, expected_version=expected_version)
         _refuse_if_finished(session, "update_context")
-        context = SessionContext.load(session.context).merge(changes)
+        context = SessionContext.load(session.context).merge(changes, increments)
         session.context = context.dump()
         session.account_ids = context.account_ids
         session.owner_id = context.owner_id or ""
@@ -42,7 +43,7 @@ def session_update_context(
             action="update_context",
             actor=actor,
             metadata={
-                "keys": sorted(changes),
+                "keys": sorted({*changes, *(increments or {})}),
                 "processed": len(context.processed_accounts),
                 "failed": len(context.failed_accounts),
             },

@@ -1,7 +1,7 @@
 """Review runners used by tests through SERGAS_REVIEW_RUNNER."""
 
 from scheduling.models import ScheduleExecution
-from scheduling.runners import ReviewRun, RunOutcome, SimulatedReviewRunner
+from scheduling.runners import BatchResult, ReviewRun, SimulatedReviewRunner
 
 
 class FailingUntilAttemptRunner(SimulatedReviewRunner):
@@ -9,8 +9,8 @@ class FailingUntilAttemptRunner(SimulatedReviewRunner):
 
     SUCCEEDS_ON_ATTEMPT = 3
 
-    def run(self, run: ReviewRun) -> RunOutcome:
+    def review_batch(self, run: ReviewRun, accounts: list[str]) -> BatchResult:
         attempt = ScheduleExecution.objects.get(pk=run.execution_id).attempt
         if attempt < self.SUCCEEDS_ON_ATTEMPT:
             raise ConnectionError(f"CRM unavailable (attempt {attempt})")
-        return super().run(run)
+        return super().review_batch(run, accounts)

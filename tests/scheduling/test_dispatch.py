@@ -225,6 +225,6 @@ class TestAheadOfTime:
         prepared = review.executions.get()
         services.review_trigger_on_demand(review.pk)
         ScheduleExecution.objects.filter(trigger="on_demand").update(status="running")
-        assert services.execution_claim(str(prepared.pk)) is None
+        assert services.execution_claim(str(prepared.pk)) == 0
         prepared.refresh_from_db()
         assert prepared.status == ExecutionStatus.SKIPPED_OVERLAP

@@ -5,14 +5,15 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from audit.models import AuditEvent
 from scheduling import services
-from scheduling.models import ExecutionStatus, ScheduleExecution
+from scheduling.models import ExecutionStatus, RunBatch, ScheduleExecution
 from scheduling.publishing import RunMessage, publish_runs
-from scheduling.runners import review_runner
+from scheduling.runners import BatchResult, review_runner
 from sessions import services as session_services
 from sessions.models import AgentSession, SessionCheckpoint
 from sessions.state import SessionContext, SessionMetrics
@@ -169,16 +170,17 @@ def _slow_run(runner, review_kwargs=None):
     return review, execution, session_id
 
 
-def test_pause_stops_the_run_after_a_checkpoint_and_resume_continues_it(
-    celery_worker_thread, runner
-):
+def _no_batch_running(execution_id) -> bool:
+    return not RunBatch.objects.filter(execution_id=execution_id, status="running").exists()
+
+
+def test_pause_stops_the_run_between_batches_and_resume_continues_it(celery_worker_thread, runner):
     review, execution, session_id = _slow_run(runner)
     session_services.session_pause(session_id, actor="staff:ana")
-    wait_for(
-        lambda: ScheduleExecution.objects.get(pk=execution.pk).runner_token is None,
-        what="runner to let go",
-    )
+    wait_for(lambda: _no_batch_running(execution.pk), what="the batch in flight to finish")
+    time.sleep(0.3)  # pending batches delivered meanwhile find the session paused
     assert _status(execution.pk) == ExecutionStatus.RUNNING  # paused runs still count
+    assert RunBatch.objects.filter(execution=execution, status="pending").exists()
     done_at_pause = SessionContext.load(AgentSession.objects.get(pk=session_id).context)
     assert 0 < len(done_at_pause.processed_accounts | done_at_pause.failed_accounts) < 40
 
@@ -188,67 +190,119 @@ def test_pause_stops_the_run_after_a_checkpoint_and_resume_continues_it(
     session = AgentSession.objects.get(pk=session_id)
     context = SessionContext.load(session.context)
     assert len(context.processed_accounts | context.failed_accounts) == 40
+    assert context.current_batch == context.total_batches == 8
     # No account was reviewed twice: one processing time per account.
     assert len(SessionMetrics.load(session.metrics).account_processing_times_ms) == 40
     actions = set(
         AuditEvent.objects.filter(resource=f"review:{review.pk}").values_list("action", flat=True)
     )
-    assert {"run_paused", "run_continued", "run_resumed", "run_succeeded"} <= actions
+    assert {"run_started", "run_continued", "run_succeeded"} <= actions
 
 
 def test_cancelling_a_paused_run_fails_it_without_retry(celery_worker_thread, runner):
     _review, execution, session_id = _slow_run(runner, {"max_retries": 3})
     session_services.session_pause(session_id)
-    wait_for(lambda: ScheduleExecution.objects.get(pk=execution.pk).runner_token is None)
+    wait_for(lambda: _no_batch_running(execution.pk))
     session_services.session_cancel(session_id, actor="staff:ana")
     execution.refresh_from_db()
     assert execution.status == ExecutionStatus.FAILED
     assert execution.error == "session cancelled outside the run"
     assert ScheduleExecution.objects.count() == 1
+    assert not RunBatch.objects.filter(execution=execution, status__in=["pending", "running"])
 
 
-def test_cancelling_a_running_run_stops_it_at_the_next_batch(celery_worker_thread, runner):
+def test_cancelling_a_running_run_closes_it_and_the_batch_in_flight_records_nothing(
+    celery_worker_thread, runner
+):
     _review, execution, session_id = _slow_run(runner, {"max_retries": 3})
     session_services.session_cancel(session_id, actor="staff:ana")
-    wait_for(lambda: _status(execution.pk) == ExecutionStatus.FAILED, what="stop")
+    assert _status(execution.pk) == ExecutionStatus.FAILED
+    wait_for(lambda: _no_batch_running(execution.pk), what="the batch in flight")
+    versions = AgentSession.objects.get(pk=session_id).version
+    time.sleep(0.5)
+    assert AgentSession.objects.get(pk=session_id).version == versions
     assert ScheduleExecution.objects.count() == 1
 
 
-def test_a_run_whose_worker_died_is_recovered_from_its_checkpoint(celery_worker_thread, runner):
-    runner(RUNNER_BATCH_SIZE=5)
-    review = make_review(account_filter={"count": 20})
+def _run_started_by_hand(review) -> tuple[ScheduleExecution, "services.BatchClaim"]:
+    """Start a run and claim its first batch as a worker that will die with it; the
+    other batches go to the queue when this commits."""
     execution = ScheduleExecution.objects.create(
         review=review,
         review_name=review.name,
         nominal_time=timezone.now(),
         priority=review.priority,
         due_at=timezone.now(),
+        enqueued_at=timezone.now(),
     )
-    # A worker claims the run, reviews one batch, checkpoints and dies.
-    claim = services.execution_claim(str(execution.pk))
-    session_services.session_checkpoint(
-        claim.run.session_id,
-        context_changes={
-            "processed_accounts": SessionContext.load(
-                AgentSession.objects.get(pk=claim.run.session_id).context
-            ).account_ids[:5],
-            "current_batch": 1,
-        },
+    with transaction.atomic():
+        services.execution_claim(str(execution.pk))
+        first = RunBatch.objects.get(execution=execution, index=0)
+        doomed = services.batch_claim(first.pk)
+    return execution, doomed
+
+
+def test_a_batch_whose_worker_died_is_run_again_after_recovery(celery_worker_thread, runner):
+    runner(RUNNER_BATCH_SIZE=5)
+    review = make_review(account_filter={"count": 20})
+    execution, doomed = _run_started_by_hand(review)
+    wait_for(
+        lambda: RunBatch.objects.filter(execution=execution, status="done").count() == 3,
+        what="the live worker's batches",
     )
-    AgentSession.objects.filter(pk=claim.run.session_id).update(
+    session_id = doomed.run.session_id
+    # The dead worker stops heartbeating; stale detection and recovery take over.
+    AgentSession.objects.filter(pk=session_id).update(
         last_heartbeat_at=timezone.now() - timedelta(hours=1)
     )
     session_services.sessions_interrupt_stale(timeout_seconds=60)
 
-    assert services.runs_recover_interrupted() == [claim.run.session_id]
+    assert services.runs_recover_interrupted() == [session_id]
     wait_for(lambda: _status(execution.pk) == ExecutionStatus.SUCCEEDED, what="recovery")
 
-    session = AgentSession.objects.get(pk=claim.run.session_id)
+    session = AgentSession.objects.get(pk=session_id)
     assert session.recovery_count == 1
-    assert len(SessionMetrics.load(session.metrics).account_processing_times_ms) == 15
+    # Each account counted once: the dead worker's batch never recorded anything.
+    assert len(SessionMetrics.load(session.metrics).account_processing_times_ms) == 20
+    assert RunBatch.objects.get(execution=execution, index=0).attempts == 2
     assert ScheduleExecution.objects.filter(review=review).count() == 1
-    # The dead worker's token no longer holds the run.
-    assert not claim.run.still_mine()
+    # The dead worker wakes up: its token no longer holds the batch; it records nothing.
+    zombie = BatchResult(processed=doomed.accounts, processing_times_ms=[1] * 5)
+    assert not services.batch_record(doomed, zombie, events=[], agent="zombie")
+
+
+def test_a_redelivered_batch_is_taken_over_and_the_old_owner_fenced(runner):
+    runner(RUNNER_BATCH_SIZE=5)
+    review = make_review(account_filter={"count": 5})
+    execution, first_owner = _run_started_by_hand(review)
+    batch_id = first_owner.batch_id
+
+    assert services.batch_claim(batch_id) is None  # a plain duplicate is refused
+    second_owner = services.batch_claim(batch_id, redelivered=True)  # its worker was lost
+    assert second_owner is not None
+    assert second_owner.token != first_owner.token
+
+    assert not services.batch_record(
+        first_owner, BatchResult(processed=first_owner.accounts), events=[], agent="zombie"
+    )
+    services.batch_review(second_owner)
+    assert _status(execution.pk) == ExecutionStatus.SUCCEEDED
+    session = AgentSession.objects.get(executions=execution)
+    assert len(SessionMetrics.load(session.metrics).account_processing_times_ms) == 5
+
+
+def test_a_batch_whose_lease_expired_is_queued_again(runner):
+    runner(RUNNER_BATCH_SIZE=5)
+    review = make_review(account_filter={"count": 5})
+    _execution, owner = _run_started_by_hand(review)
+    assert services.batches_reap_expired() == 0
+    RunBatch.objects.filter(pk=owner.batch_id).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert services.batches_reap_expired() == 1
+    batch = RunBatch.objects.get(pk=owner.batch_id)
+    assert (batch.status, batch.token) == ("pending", None)
+    assert services.batch_claim(batch.pk) is not None
 
 
 def test_a_buffered_run_starts_when_the_running_one_ends(celery_worker_thread, runner):
