@@ -1,10 +1,91 @@
 """Reads of the audit trail."""
 
-from django.db.models import QuerySet
+from datetime import datetime
+from typing import Any
+from uuid import UUID
 
-from audit.models import AuditEvent
+from django.db.models import BooleanField, QuerySet
+from django.db.models.expressions import RawSQL
+
+from audit.exceptions import (
+    INVALID_CURSOR,
+    INVALID_METADATA_FILTER,
+    INVALID_TIME_RANGE,
+    InvalidAuditSearch,
+)
+from audit.models import AuditEvent, AuditSeal
 
 
 def audit_events_for_session(session_id: str) -> QuerySet[AuditEvent]:
     """The session's trail, oldest first."""
     return AuditEvent.objects.filter(session_id=session_id).order_by("timestamp", "event_id")
+
+
+def audit_events_search(
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    session_id: str | None = None,
+    event_type: str | None = None,
+    actor: str | None = None,
+    resource: str | None = None,
+    metadata_contains: dict[str, Any] | None = None,
+    after: tuple[datetime, UUID] | None = None,
+) -> QuerySet[AuditEvent]:
+    """Events with ``start <= timestamp < end`` matching every filter given, ordered by
+    (timestamp, event_id) for cursor pagination: pass the last row's pair as ``after``
+    to get the next page.
+
+    Give a time range: PostgreSQL then scans only the partitions of those months (a
+    one-month window reads one partition). Each equality filter has an index led by its
+    column and followed by the timestamp; ``metadata_contains`` (``@>``) uses the GIN
+    index.
+    """
+    if start is not None and end is not None and start >= end:
+        raise InvalidAuditSearch(INVALID_TIME_RANGE.format(start=start, end=end), field="start")
+    if metadata_contains is not None and not isinstance(metadata_contains, dict):
+        raise InvalidAuditSearch(
+            INVALID_METADATA_FILTER.format(kind=type(metadata_contains).__name__),
+            field="metadata_contains",
+        )
+    events = AuditEvent.objects.all()
+    if start is not None:
+        events = events.filter(timestamp__gte=start)
+    if end is not None:
+        events = events.filter(timestamp__lt=end)
+    for column, value in (
+        ("session_id", session_id),
+        ("event_type", event_type),
+        ("actor", actor),
+        ("resource", resource),
+    ):
+        if value is not None:
+            events = events.filter(**{column: value})
+    if metadata_contains:
+        events = events.filter(metadata__contains=metadata_contains)
+    if after is not None:
+        events = _after(events, after)
+    return events.order_by("timestamp", "event_id")
+
+
+def _after(events: QuerySet[AuditEvent], after: tuple[datetime, UUID]) -> QuerySet[AuditEvent]:
+    try:
+        moment, event_id = after
+        event_id = UUID(str(event_id))
+    except (TypeError, ValueError):
+        raise InvalidAuditSearch(INVALID_CURSOR, field="after") from None
+    # The row comparison is one index bound; the plain bound on timestamp lets the
+    # planner prune the partitions before the cursor.
+    return events.filter(timestamp__gte=moment).filter(
+        RawSQL('("timestamp", "event_id") > (%s, %s)', (moment, event_id), BooleanField())
+    )
+
+
+def audit_seal_head() -> AuditSeal | None:
+    """The newest seal, without its member list."""
+    return AuditSeal.objects.defer("members").order_by("-number").first()
+
+
+def audit_events_count(*, start: datetime | None = None, end: datetime | None = None) -> int:
+    """How many events lie in ``[start, end)``: the total of a verification's progress."""
+    return audit_events_search(start=start, end=end).count()

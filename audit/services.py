@@ -1,14 +1,49 @@
-"""Writes to the audit trail. Callers record inside the transaction of the change."""
+"""Writes to the audit trail. Callers record inside the transaction of the change.
 
+Besides recording events: sealing them into the hash chain, and partition maintenance
+(creation, default-partition repair, retention through archive, verify, detach, drop).
+docs/audit.md explains the integrity model these functions implement.
+"""
+
+import hashlib
 import logging
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
 
-from audit.models import AuditEvent, AuditEventType
-from audit.partitioning import partitioning_manager
+from audit import conf
+from audit.canonical import (
+    GENESIS_HASH,
+    Member,
+    SealHeader,
+    encode_members,
+    seal_hash,
+    timestamp_micros,
+)
+from audit.exceptions import ArchiveMismatch, PartitionUnverified
+from audit.models import AuditEvent, AuditEventType, AuditSeal
+from audit.partitioning import (
+    DEFAULT_PARTITION,
+    default_partition_months,
+    guard_partitions,
+    move_default_rows,
+    partition_name,
+    partitioning_manager,
+    set_lock_timeout,
+)
+from audit.retention import (
+    ExpiredPartition,
+    Progress,
+    RetentionDeferred,
+    expired_partitions,
+    partition_retire,
+)
+from audit.rows import stream_rows
+from audit.selectors import audit_seal_head
 
 logger = logging.getLogger(__name__)
 
@@ -40,31 +75,294 @@ def audit_event_record(
     return AuditEvent.objects.create(**fields)
 
 
-@dataclass(frozen=True)
-class PartitionPlanSummary:
-    created: list[str]
+# --- Sealing ---------------------------------------------------------------------------
+
+# Serialises sealers (beat, the command) with each other; event writers never take it.
+SEAL_LOCK_KEY = 6_352_890_117
+
+
+def audit_events_seal(*, max_events: int | None = None) -> list[AuditSeal]:
+    """Seal every event inserted by a transaction that ended before this call's snapshot
+    and is not sealed yet; return the new seals (none when there is nothing to seal).
+
+    Each row carries the id of the transaction that inserted it. The snapshot's xmin is
+    the oldest transaction still running: every transaction below it has committed or
+    aborted, and every transaction that starts later gets a larger id, so the rows with
+    ``xact_id < xmin`` form a set that can never grow again. A seal covers exactly the
+    rows of ``previous seal's xact_to <= xact_id < xmin``: no row is sealed twice or
+    skipped, a row committed late by a long transaction falls into a later seal, and
+    writers take no lock at all. Rows are read in transaction order and cut into seals
+    of at most ``AUDIT_SEAL_MAX_EVENTS`` at transaction boundaries.
+    """
+    limit = max_events or conf.seal_max_events()
+    created: list[AuditSeal] = []
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+            cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            horizon = cursor.fetchone()[0]
+        previous = audit_seal_head()
+        xact_from = previous.xact_to if previous else 0
+        if horizon <= xact_from:
+            return created
+        for xact_to, members in _member_batches(xact_from, horizon, limit):
+            previous = _seal_create(previous, xact_from=xact_from, xact_to=xact_to, members=members)
+            created.append(previous)
+            xact_from = xact_to
+    for seal in created:
+        logger.info(
+            "Audit seal #%d: %d events, transactions %d..%d, hash %s",
+            seal.number,
+            seal.event_count,
+            seal.xact_from,
+            seal.xact_to,
+            bytes(seal.hash).hex(),
+        )
+    return created
+
+
+def _member_batches(xact_from: int, horizon: int, limit: int) -> Iterator[tuple[int, list[Member]]]:
+    """(xact_to, members) per seal to make; a transaction's rows never straddle two."""
+    batch: list[Member] = []
+    current = None
+    rows = stream_rows(
+        'SELECT xact_id, event_id, "timestamp", content_hash FROM audit_event'
+        " WHERE xact_id >= %s AND xact_id < %s ORDER BY xact_id",
+        [xact_from, horizon],
+    )
+    for xact_id, event_id, moment, digest in rows:
+        if xact_id != current and len(batch) >= limit:
+            yield xact_id, batch
+            batch = []
+        current = xact_id
+        batch.append(Member(event_id, timestamp_micros(moment), bytes(digest)))
+    if batch:
+        yield horizon, batch
+
+
+def _seal_create(
+    previous: AuditSeal | None, *, xact_from: int, xact_to: int, members: list[Member]
+) -> AuditSeal:
+    blob = encode_members(members)
+    moments = [member.timestamp for member in members]
+    header = SealHeader(
+        number=previous.number + 1 if previous else 1,
+        previous_hash=bytes(previous.hash) if previous else GENESIS_HASH,
+        xact_from=xact_from,
+        xact_to=xact_to,
+        event_count=len(members),
+        first_timestamp=min(moments),
+        last_timestamp=max(moments),
+        sealed_at=timezone.now(),
+        members_digest=hashlib.sha256(blob).digest(),
+    )
+    return AuditSeal.objects.create(
+        number=header.number,
+        previous_hash=header.previous_hash,
+        hash=seal_hash(header),
+        xact_from=header.xact_from,
+        xact_to=header.xact_to,
+        event_count=header.event_count,
+        first_timestamp=header.first_timestamp,
+        last_timestamp=header.last_timestamp,
+        sealed_at=header.sealed_at,
+        members_digest=header.members_digest,
+        members=blob,
+    )
+
+
+# --- Partition maintenance -------------------------------------------------------------
+
+PARTITIONS_RESOURCE = "table:audit_event"
+
+
+@dataclass
+class MaintenanceReport:
+    """What maintenance did, or (``dry_run``) would do."""
+
     dry_run: bool
+    created: list[str] = field(default_factory=list)
+    # Rows waiting in the default partition, by the partition they belong to.
+    default_rows: dict[str, int] = field(default_factory=dict)
+    # Months whose partition cannot be created until ``--repair`` moves those rows.
+    blocked: list[str] = field(default_factory=list)
+    repaired: dict[str, int] = field(default_factory=dict)
+    guards_added: int = 0
+    expired: list[ExpiredPartition] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    # Partitions retention will retry on a later run, and why (not sealed yet, lock busy).
+    deferred: dict[str, str] = field(default_factory=dict)
+    # Partitions retention refused to drop, and why: they need a person.
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def audit_partitions_maintain(
-    *, dry_run: bool = False, actor: str = SYSTEM_ACTOR, now: datetime | None = None
-) -> PartitionPlanSummary:
-    """Create the current month's partition and ``AUDIT_PREMAKE_MONTHS`` after it.
+    *,
+    dry_run: bool = False,
+    repair: bool = False,
+    actor: str = SYSTEM_ACTOR,
+    now: datetime | None = None,
+    on_progress: Progress | None = None,
+) -> MaintenanceReport:
+    """Keep the partitions right; idempotent, run daily by beat.
 
-    Idempotent: existing partitions are left alone. Never deletes a partition.
+    1. With ``repair``, move rows that landed in the default partition into partitions
+       of their months (else report them: their months cannot be created meanwhile).
+    2. Create the current month and ``AUDIT_PREMAKE_MONTHS`` after it.
+    3. Give every partition its TRUNCATE guard (PostgreSQL does not clone it).
+    4. For each partition wholly older than ``AUDIT_RETENTION_MONTHS`` before the
+       current month: seal, verify it against the seals, write and verify its archive,
+       then detach and drop it. A partition that does not verify, or whose archive does
+       not, is left in place and reported.
+
+    Each change is recorded as an audit event in the same transaction.
     """
-    plan = partitioning_manager(now=now).plan(skip_delete=True)
-    created = [partition.name() for partition in plan.creations]
-    if dry_run or not created:
-        return PartitionPlanSummary(created=created, dry_run=dry_run)
-    with transaction.atomic():
-        plan.apply()
-        audit_event_record(
-            event_type=AuditEventType.SYSTEM,
-            action="partitions_created",
-            actor=actor,
-            resource="table:audit_event",
-            metadata={"created": created},
+    now = now or timezone.now()
+    report = MaintenanceReport(dry_run=dry_run)
+    waiting = set(default_partition_months().items())
+    report.default_rows = {partition_name(month): count for month, count in waiting}
+    months = {month for month, _ in waiting}
+    if months and not repair:
+        logger.warning(
+            "The default audit partition holds events of %s: run"
+            " `manage.py maintain_audit_partitions --repair`",
+            ", ".join(sorted(report.default_rows)),
         )
-    logger.info("Created audit partitions: %s", ", ".join(created))
-    return PartitionPlanSummary(created=created, dry_run=False)
+    if repair and months:
+        report.repaired = dict(report.default_rows) if dry_run else _repair(months, report, actor)
+    # Without repair, PostgreSQL would refuse those months' partitions; with it, the
+    # repair creates them (already done, or in a dry run, announced as moves).
+    _create(report, actor=actor, now=now, exclude=months, blocked=not repair)
+    report.expired = expired_partitions(now)
+    if dry_run:
+        return report
+    for expired in report.expired:
+        _retire(expired, report, actor=actor, on_progress=on_progress)
+    return report
+
+
+def _repair(months: set[datetime], report: MaintenanceReport, actor: str) -> dict[str, int]:
+    try:
+        with transaction.atomic():
+            set_lock_timeout(conf.ddl_lock_timeout_seconds())
+            moved = move_default_rows(sorted(months))
+            audit_event_record(
+                event_type=AuditEventType.SYSTEM,
+                action="default_partition_repaired",
+                actor=actor,
+                resource=PARTITIONS_RESOURCE,
+                metadata={"moved": moved},
+            )
+    except OperationalError as exc:
+        report.deferred[DEFAULT_PARTITION] = _busy(exc)
+        logger.warning("Audit default-partition repair deferred: %s", exc)
+        return {}
+    logger.info("Moved rows out of the default audit partition: %s", moved)
+    return moved
+
+
+def _busy(exc: Exception) -> str:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"audit_event was busy ({first_line}); retried next run"
+
+
+def _create(
+    report: MaintenanceReport, *, actor: str, now: datetime, exclude: set[datetime], blocked: bool
+) -> None:
+    plan = partitioning_manager(now=now).plan(skip_delete=True)
+    for model_plan in plan.model_plans:
+        # psqlextra hands out naive starts; ours are computed in UTC.
+        left_out = [
+            p for p in model_plan.creations if p.start_datetime.replace(tzinfo=UTC) in exclude
+        ]
+        model_plan.creations = [p for p in model_plan.creations if p not in left_out]
+        if blocked:
+            report.blocked += [partition_name(p.start_datetime) for p in left_out]
+    report.created = [p.name() for p in plan.creations]
+    if report.dry_run:
+        return
+    try:
+        with transaction.atomic():
+            set_lock_timeout(conf.ddl_lock_timeout_seconds())
+            if report.created:
+                plan.apply()
+            report.guards_added = guard_partitions()
+            if report.created or report.guards_added:
+                audit_event_record(
+                    event_type=AuditEventType.SYSTEM,
+                    action="partitions_created",
+                    actor=actor,
+                    resource=PARTITIONS_RESOURCE,
+                    metadata={"created": report.created, "guards_added": report.guards_added},
+                )
+    except OperationalError as exc:  # a lock timeout: writers come first
+        for name in report.created:
+            report.deferred[f"audit_event_{name}"] = _busy(exc)
+        report.created, report.guards_added = [], 0
+        logger.warning("Audit partition creation deferred: %s", exc)
+        return
+    if report.created:
+        logger.info("Created audit partitions: %s", ", ".join(report.created))
+
+
+def _retire(
+    expired: ExpiredPartition,
+    report: MaintenanceReport,
+    *,
+    actor: str,
+    on_progress: Progress | None,
+) -> None:
+    audit_events_seal()  # so the month's latest events are listed before it is checked
+    try:
+        outermost = not connection.in_atomic_block
+        with transaction.atomic():
+            if outermost:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            retirement = partition_retire(expired, on_progress=on_progress)
+            resource = f"partition:{expired.name}"
+            audit_event_record(
+                event_type=AuditEventType.SYSTEM,
+                action="partition_archived",
+                actor=actor,
+                resource=resource,
+                metadata={**retirement.details, "reused": not retirement.written},
+            )
+            audit_event_record(
+                event_type=AuditEventType.SYSTEM,
+                action="partition_dropped",
+                actor=actor,
+                resource=resource,
+                metadata=retirement.details,
+            )
+    except RetentionDeferred as exc:
+        report.deferred[expired.name] = str(exc)
+        logger.warning("Audit retention of %s deferred: %s", expired.name, exc)
+        return
+    except OperationalError as exc:  # a lock timeout: writers come first
+        report.deferred[expired.name] = _busy(exc)
+        logger.warning("Audit retention of %s deferred: %s", expired.name, exc)
+        return
+    except (PartitionUnverified, ArchiveMismatch, OSError, ValueError) as exc:
+        reason = getattr(exc, "detail", None) or f"the archive could not be written: {exc}"
+        report.refused[expired.name] = reason
+        logger.error("Audit retention refused %s: %s", expired.name, reason)
+        with transaction.atomic():
+            audit_event_record(
+                event_type=AuditEventType.SYSTEM,
+                action="retention_refused",
+                actor=actor,
+                resource=f"partition:{expired.name}",
+                metadata={"partition": expired.name, "reason": reason},
+            )
+        return
+    if retirement.written:
+        report.archived.append(expired.name)
+    report.dropped.append(expired.name)
+    logger.info(
+        "Archived %s (%d events) to %s; dropped it",
+        expired.name,
+        retirement.events,
+        retirement.archive,
+    )
