@@ -31,7 +31,7 @@ concatenated members.
 import hashlib
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 from uuid import UUID
@@ -166,6 +166,14 @@ class SealHeader:
     last_timestamp: datetime
     sealed_at: datetime
     members_digest: bytes
+
+
+SEAL_HEADER_FIELDS = tuple(field.name for field in fields(SealHeader))
+
+
+def seal_header(values: Iterable[object]) -> SealHeader:
+    """A header from its field values in declaration order (a database row, say)."""
+    return SealHeader(*(bytes(v) if isinstance(v, memoryview) else v for v in values))
 
 
 def seal_text(header: SealHeader) -> str:

@@ -6,7 +6,7 @@ from django.utils import timezone
 from psqlextra.models import PostgresPartitionedModel
 from psqlextra.types import PostgresPartitioningMethod
 
-from audit.canonical import SealHeader
+from audit.canonical import SEAL_HEADER_FIELDS, SealHeader, seal_header
 
 
 class AuditEventType(models.TextChoices):
@@ -142,18 +142,8 @@ class AuditSeal(models.Model):
         return f"seal #{self.number} ({self.event_count} events)"
 
     @property
-    def header(self) -> "SealHeader":
-        return SealHeader(
-            number=self.number,
-            previous_hash=bytes(self.previous_hash),
-            xact_from=self.xact_from,
-            xact_to=self.xact_to,
-            event_count=self.event_count,
-            first_timestamp=self.first_timestamp,
-            last_timestamp=self.last_timestamp,
-            sealed_at=self.sealed_at,
-            members_digest=bytes(self.members_digest),
-        )
+    def header(self) -> SealHeader:
+        return seal_header(getattr(self, name) for name in SEAL_HEADER_FIELDS)
 
 
 class AuditArchive(models.Model):

@@ -146,9 +146,13 @@ def default_partition_months() -> dict[datetime, int]:
 
 def set_lock_timeout(seconds: int) -> None:
     """Bound the wait for partition DDL locks in the current transaction: DDL queued on
-    ``audit_event`` would otherwise block every writer that arrives behind it."""
+    ``audit_event`` would otherwise block every writer that arrives behind it.
+
+    ``SET LOCAL``, not ``SELECT set_config()``: a utility statement takes no snapshot,
+    so a REPEATABLE READ transaction can still lock before its snapshot is taken.
+    """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{seconds}s"])
+        cursor.execute(f"SET LOCAL lock_timeout = '{int(seconds)}s'")
 
 
 def detach_and_drop(partition: Partition) -> None:

@@ -119,8 +119,7 @@ def partition_retire(
     _check_sealed(partition)
     _verify_partition(partition, events, on_progress)
     seals = _covering_seals(partition)
-    written = _ensure_archive(expired.archive, partition, seals, events, on_progress)
-    sha256 = verify_archive(expired.archive).sha256
+    written, sha256 = _ensure_archive(expired.archive, partition, seals, events, on_progress)
     detach_and_drop(partition)
     numbers = [seal.header.number for seal in seals]
     AuditArchive.objects.create(
@@ -182,22 +181,33 @@ def _ensure_archive(
     seals: list[ArchivedSeal],
     events: int,
     on_progress: Progress | None,
-) -> bool:
-    """Write the archive unless a matching one exists; returns whether it wrote one.
+) -> tuple[bool, str]:
+    """Write the archive unless a matching one exists, and verify what is on disk.
+    Returns whether it wrote one and the archive's sha256.
 
     An existing archive that verifies on its own but holds an older state of the month
     (events inserted since, backdated) is kept aside as ``.superseded-<time>``; one that
     does not verify is evidence, so maintenance stops and asks a person.
     """
-    if path.exists():
+
+    def check() -> ArchiveReport:
+        label = f"Checking the archive of {partition.name}"
         try:
-            existing = verify_archive(path)
+            return verify_archive(
+                path,
+                on_event=None
+                if on_progress is None
+                else lambda done: on_progress(label, done, events),
+            )
         except ArchiveUnreadable as exc:
             raise ArchiveMismatch(partition.name, str(path), str(exc)) from exc
+
+    if path.exists():
+        existing = check()
         if not existing.ok:
             raise ArchiveMismatch(partition.name, str(path), str(existing.problems[0]))
         if _archive_matches(existing, partition, seals, events):
-            return False
+            return False, existing.sha256
         stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
         path.rename(path.with_name(f"{path.name}.superseded-{stamp}"))
     label = f"Archiving {partition.name}"
@@ -212,11 +222,11 @@ def _ensure_archive(
         event_count=events,
         on_event=None if on_progress is None else lambda done: on_progress(label, done, events),
     )
-    written = verify_archive(path)
+    written = check()
     if not _archive_matches(written, partition, seals, events):
         reason = str(written.problems[0]) if written.problems else "it differs after writing"
         raise ArchiveMismatch(partition.name, str(path), reason)
-    return True
+    return True, written.sha256
 
 
 def _archive_matches(

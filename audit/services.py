@@ -18,6 +18,7 @@ from django.utils import timezone
 from audit import conf
 from audit.canonical import (
     GENESIS_HASH,
+    SEAL_HEADER_FIELDS,
     Member,
     SealHeader,
     encode_members,
@@ -157,16 +158,8 @@ def _seal_create(
         members_digest=hashlib.sha256(blob).digest(),
     )
     return AuditSeal.objects.create(
-        number=header.number,
-        previous_hash=header.previous_hash,
+        **{name: getattr(header, name) for name in SEAL_HEADER_FIELDS},
         hash=seal_hash(header),
-        xact_from=header.xact_from,
-        xact_to=header.xact_to,
-        event_count=header.event_count,
-        first_timestamp=header.first_timestamp,
-        last_timestamp=header.last_timestamp,
-        sealed_at=header.sealed_at,
-        members_digest=header.members_digest,
         members=blob,
     )
 
@@ -291,7 +284,7 @@ def _create(
             if report.created or report.guards_added:
                 audit_event_record(
                     event_type=AuditEventType.SYSTEM,
-                    action="partitions_created",
+                    action="partitions_created" if report.created else "partition_guards_restored",
                     actor=actor,
                     resource=PARTITIONS_RESOURCE,
                     metadata={"created": report.created, "guards_added": report.guards_added},

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from audit import conf
 from audit.archive import ArchivedSeal
-from audit.canonical import SealHeader, timestamp_micros
+from audit.canonical import SEAL_HEADER_FIELDS, SealHeader, seal_header, timestamp_micros
 from audit.integrity import (
     EventKey,
     Problem,
@@ -216,23 +216,17 @@ def _seals(
         overlap += " AND first_timestamp < %s"
         params.append(end)
     sql = (
-        "SELECT number, previous_hash, xact_from, xact_to, event_count, first_timestamp,"
-        " last_timestamp, sealed_at, members_digest, hash,"
+        f"SELECT {', '.join(SEAL_HEADER_FIELDS)}, hash,"
         f" CASE WHEN {overlap} THEN members END FROM audit_seal ORDER BY number"
     )
+    width = len(SEAL_HEADER_FIELDS)
     for row in stream_rows(sql, params, batch=1000):
-        header = SealHeader(
-            number=row[0],
-            previous_hash=bytes(row[1]),
-            xact_from=row[2],
-            xact_to=row[3],
-            event_count=row[4],
-            first_timestamp=row[5],
-            last_timestamp=row[6],
-            sealed_at=row[7],
-            members_digest=bytes(row[8]),
+        members = row[width + 1]
+        yield (
+            seal_header(row[:width]),
+            bytes(row[width]),
+            None if members is None else bytes(members),
         )
-        yield header, bytes(row[9]), None if row[10] is None else bytes(row[10])
 
 
 def _retired_ranges() -> list[tuple[int, int]]:
