@@ -119,14 +119,24 @@ DROP TRIGGER audit_event_append_only ON audit_event;
 DROP FUNCTION audit_refuse_change();
 """
 
-# Existing rows get the migration's transaction id and their hash before the guards
-# exist; the first seal then covers them.
+# Rows from before this migration get their hash, and pseudo transaction ids: groups
+# of 10,000 in (timestamp, event_id) order, all below this migration's own id (so every
+# one of them is "finished" for the sealer). One transaction's rows always share a seal,
+# so a single id for all of them would make one seal listing every older event.
 COLUMNS = r"""
 ALTER TABLE audit_event ADD COLUMN content_hash bytea, ADD COLUMN xact_id bigint;
-UPDATE audit_event SET
-    xact_id = pg_current_xact_id()::text::bigint,
+WITH numbered AS (
+    SELECT event_id, "timestamp",
+           (row_number() OVER (ORDER BY "timestamp", event_id) - 1) / 10000 AS batch
+      FROM audit_event
+)
+UPDATE audit_event AS event SET
+    xact_id = LEAST(numbered.batch, pg_current_xact_id()::text::bigint - 1),
     content_hash = audit_event_content_hash(
-        event_id, "timestamp", session_id, event_type, actor, action, resource, metadata);
+        event.event_id, event."timestamp", event.session_id, event.event_type,
+        event.actor, event.action, event.resource, event.metadata)
+  FROM numbered
+ WHERE event.event_id = numbered.event_id AND event."timestamp" = numbered."timestamp";
 ALTER TABLE audit_event
     ALTER COLUMN content_hash SET NOT NULL,
     ALTER COLUMN xact_id SET NOT NULL;

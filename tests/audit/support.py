@@ -31,7 +31,7 @@ def unsealed_count() -> int:
         return cursor.fetchone()[0]
 
 
-def seal_everything(timeout: float = 60.0) -> None:
+def seal_everything(*, max_events: int | None = None, timeout: float = 60.0) -> None:
     """Seal until no committed event is left unsealed.
 
     A seal stops below the oldest transaction still running anywhere in the cluster, so
@@ -40,7 +40,7 @@ def seal_everything(timeout: float = 60.0) -> None:
     """
     deadline = time.monotonic() + timeout
     while True:
-        audit_events_seal()
+        audit_events_seal(max_events=max_events)
         if unsealed_count() == 0:
             return
         if time.monotonic() > deadline:

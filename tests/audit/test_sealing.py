@@ -97,22 +97,13 @@ def test_seals_are_cut_at_transaction_boundaries_never_inside_one():
     with transaction.atomic():
         big = record(5, actor="big")
     record(3, actor="single")
-    seal_everything_with_cap(2)
+    seal_everything(max_events=2)
     for seal in AuditSeal.objects.all():
         members = {(m.event_id, m.micros) for m in decode_members(bytes(seal.members))}
         if members & _keys(big):
             assert members >= _keys(big)  # the five share one seal, above the cap
     assert sum(_sealed_keys().values()) == AuditEvent.objects.count()
     assert audit_trail_verify().ok
-
-
-def seal_everything_with_cap(cap: int) -> None:
-    for _ in range(200):
-        audit_events_seal(max_events=cap)
-        if sum(_sealed_keys().values()) == AuditEvent.objects.count():
-            return
-        time.sleep(0.05)
-    raise AssertionError("events stayed unsealed")
 
 
 def test_concurrent_writers_and_sealers_seal_every_event_exactly_once(run_concurrently):
