@@ -14,14 +14,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _database_url() -> str:
     """The URL of the test database (the script must not touch the development one)."""
-    db = connection.settings_dict
-    user = quote(db["USER"] or "")
-    password = f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else ""
-    host = db["HOST"] or ""
-    if host.startswith("/"):
-        return f"postgresql://{user}{password}@/{db['NAME']}?host={quote(host)}"
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgresql://{user}{password}@{host}{port}/{db['NAME']}"
+    params = connection.get_connection_params()
+    user = quote(params.get("user") or "")
+    password = f":{quote(params['password'])}" if params.get("password") else ""
+    host = params.get("host") or ""
+    if host.startswith("/"):  # a socket directory, spelled as sergas.embedded spells it
+        return f"postgresql://{user}{password}@/{params['dbname']}?host={host}"
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"postgresql://{user}{password}@{host}{port}/{params['dbname']}"
 
 
 def test_the_quick_audit_benchmark_runs_and_reports_every_figure():
