@@ -1,19 +1,15 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from audit.models import AuditEventRecord
+from audit.models import AuditArchive, AuditEventRecord, AuditSeal
 
 
-@admin.register(AuditEventRecord)
-class AuditEventRecordAdmin(admin.ModelAdmin):
-    """The audit trail, read-only: no add, change or delete, whatever the user's rights."""
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """No add, change or delete, whatever the user's rights: the database refuses them
+    anyway (append-only triggers); the admin does not offer them."""
 
-    list_display = ["timestamp", "event_type", "action", "actor", "resource", "session_id"]
-    list_filter = ["event_type", "action"]
-    search_fields = ["=session_id", "=actor", "=resource"]
-    date_hierarchy = "timestamp"
-    show_full_result_count = False
-    readonly_fields = [field.name for field in AuditEventRecord._meta.fields]
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        return [field.name for field in self.model._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -23,3 +19,56 @@ class AuditEventRecordAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(AuditEventRecord)
+class AuditEventRecordAdmin(ReadOnlyAdmin):
+    """The audit trail."""
+
+    list_display = ["timestamp", "event_type", "action", "actor", "resource", "session_id"]
+    list_filter = ["event_type", "action"]
+    search_fields = ["=session_id", "=actor", "=resource"]
+    date_hierarchy = "timestamp"
+    show_full_result_count = False
+    exclude = ["content_hash"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        fields = [f for f in super().get_readonly_fields(request, obj) if f != "content_hash"]
+        return [*fields, "content_hash_hex"]
+
+    @admin.display(description="content hash (sha256)")
+    def content_hash_hex(self, record: AuditEventRecord) -> str:
+        return bytes(record.content_hash).hex()
+
+
+@admin.register(AuditSeal)
+class AuditSealAdmin(ReadOnlyAdmin):
+    """The seal chain: each seal lists the events of a range of transactions."""
+
+    list_display = ["number", "sealed_at", "event_count", "first_timestamp", "last_timestamp"]
+    date_hierarchy = "sealed_at"
+    show_full_result_count = False
+    exclude = ["previous_hash", "hash", "members_digest", "members"]
+
+    def get_queryset(self, request: HttpRequest):  # noqa: ANN201
+        return super().get_queryset(request).defer("members")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        hidden = set(self.exclude)
+        fields = [f for f in super().get_readonly_fields(request, obj) if f not in hidden]
+        return [*fields, "hash_hex", "previous_hash_hex"]
+
+    @admin.display(description="hash (sha256)")
+    def hash_hex(self, seal: AuditSeal) -> str:
+        return bytes(seal.hash).hex()
+
+    @admin.display(description="previous seal's hash")
+    def previous_hash_hex(self, seal: AuditSeal) -> str:
+        return bytes(seal.previous_hash).hex()
+
+
+@admin.register(AuditArchive)
+class AuditArchiveAdmin(ReadOnlyAdmin):
+    """Partitions retention archived and dropped, and where their archives are."""
+
+    list_display = ["partition", "event_count", "path", "dropped_at"]

@@ -1,4 +1,6 @@
-"""Settings of the audit app, read lazily."""
+"""Settings of the audit app, read lazily (defaults documented in docs/audit.md)."""
+
+from pathlib import Path
 
 from django.conf import settings
 
@@ -6,3 +8,31 @@ from django.conf import settings
 def premake_months() -> int:
     """How many months after the current one get their partition ahead of time."""
     return int(getattr(settings, "AUDIT_PREMAKE_MONTHS", 3))
+
+
+def retention_months() -> int:
+    """Whole months kept before the current one; older partitions are archived and
+    dropped (84: seven years)."""
+    return int(getattr(settings, "AUDIT_RETENTION_MONTHS", 84))
+
+
+def archive_dir() -> Path:
+    """Where partitions past retention are archived before they are dropped."""
+    return Path(getattr(settings, "AUDIT_ARCHIVE_DIR", settings.BASE_DIR / "var" / "audit-archive"))
+
+
+def seal_interval_seconds() -> int:
+    """How often beat seals new events (the window in which a superuser could alter an
+    event without breaking a seal)."""
+    return int(getattr(settings, "AUDIT_SEAL_INTERVAL_SECONDS", 60))
+
+
+def seal_max_events() -> int:
+    """The most events one seal lists; a larger backlog makes several seals. One
+    transaction's events always share a seal, so a seal may exceed it."""
+    return int(getattr(settings, "AUDIT_SEAL_MAX_EVENTS", 50_000))
+
+
+def ddl_lock_timeout_seconds() -> int:
+    """How long detach, drop and repair wait for the table lock before giving up."""
+    return int(getattr(settings, "AUDIT_DDL_LOCK_TIMEOUT_SECONDS", 10))

@@ -6,6 +6,8 @@ from django.utils import timezone
 from psqlextra.models import PostgresPartitionedModel
 from psqlextra.types import PostgresPartitioningMethod
 
+from audit.canonical import SEAL_HEADER_FIELDS, SealHeader, seal_header
+
 
 class AuditEventType(models.TextChoices):
     """Broad categories; ``action`` says precisely what happened within one."""
@@ -27,6 +29,12 @@ class AuditEvent(PostgresPartitionedModel):
 
     The primary key must contain the partition key, hence (event_id, timestamp).
     ``session_id`` is deliberately not a foreign key: the trail outlives the sessions.
+
+    Two more columns exist only in the database (migration 0003): ``content_hash``
+    (sha256 of the canonical form, see ``audit.canonical``) and ``xact_id`` (the
+    inserting transaction), both set by a BEFORE INSERT trigger whatever the insert
+    path, so no ORM insert or bulk insert sends or needs them. ``AuditEventRecord``
+    reads them. UPDATE, DELETE and TRUNCATE are refused by triggers.
     """
 
     class PartitioningMeta:
@@ -52,6 +60,8 @@ class AuditEvent(PostgresPartitionedModel):
             models.Index(fields=["event_type", "timestamp"], name="audit_event_type_ts_idx"),
             models.Index(fields=["actor", "timestamp"], name="audit_event_actor_ts_idx"),
             models.Index(fields=["resource", "timestamp"], name="audit_event_resource_ts_idx"),
+            # Time-window pages without another filter, in cursor order.
+            models.Index(fields=["timestamp", "event_id"], name="audit_event_ts_id_idx"),
             GinIndex(
                 fields=["metadata"], name="audit_event_metadata_gin", opclasses=["jsonb_path_ops"]
             ),
@@ -76,6 +86,8 @@ class AuditEventRecord(models.Model):
     action = models.CharField(max_length=64)
     resource = models.CharField(max_length=255)
     metadata = models.JSONField()
+    content_hash = models.BinaryField()
+    xact_id = models.BigIntegerField()
 
     class Meta:
         managed = False
@@ -85,3 +97,77 @@ class AuditEventRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.event_type}.{self.action} {self.resource}"
+
+
+class AuditSeal(models.Model):
+    """A link of the seal chain: the receipt for every event inserted by transactions
+    ``xact_from <= xact_id < xact_to``.
+
+    ``members`` lists each covered event (id, timestamp, content hash; see
+    ``audit.canonical``) so a verifier can name a deleted, inserted or re-hashed event;
+    ``hash`` covers the header, the members' digest and the previous seal's hash.
+    Append-only like the events; seals are kept when their events are archived, so an
+    archive can always be checked against the chain.
+    """
+
+    number = models.BigIntegerField(primary_key=True)
+    previous_hash = models.BinaryField()
+    hash = models.BinaryField(unique=True)
+    xact_from = models.BigIntegerField(unique=True)
+    xact_to = models.BigIntegerField()
+    event_count = models.IntegerField()
+    first_timestamp = models.DateTimeField()
+    last_timestamp = models.DateTimeField()
+    sealed_at = models.DateTimeField()
+    members_digest = models.BinaryField()
+    members = models.BinaryField()
+
+    class Meta:
+        db_table = "audit_seal"
+        ordering = ["number"]
+        indexes = [
+            models.Index(fields=["last_timestamp"], name="audit_seal_last_ts_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(xact_from__lt=models.F("xact_to")),
+                name="audit_seal_xact_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(event_count__gt=0), name="audit_seal_not_empty"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"seal #{self.number} ({self.event_count} events)"
+
+    @property
+    def header(self) -> SealHeader:
+        return seal_header(getattr(self, name) for name in SEAL_HEADER_FIELDS)
+
+
+class AuditArchive(models.Model):
+    """A partition that retention archived, verified and dropped: what it held, where
+    its archive is and the archive's sha256.
+
+    Append-only and never pruned (one row a month), so verification can tell events
+    retired by retention from deleted ones long after the ``partition_dropped`` audit
+    event has itself been retired.
+    """
+
+    partition = models.CharField(max_length=63, unique=True)
+    range_start = models.DateTimeField()
+    range_end = models.DateTimeField()
+    event_count = models.BigIntegerField()
+    first_seal = models.BigIntegerField(null=True)
+    last_seal = models.BigIntegerField(null=True)
+    path = models.CharField(max_length=1024)
+    sha256 = models.CharField(max_length=64)
+    dropped_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "audit_archive"
+        ordering = ["range_start"]
+
+    def __str__(self) -> str:
+        return f"{self.partition} ({self.event_count} events) -> {self.path}"

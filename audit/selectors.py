@@ -3,11 +3,19 @@
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
-from django.db.models import Count, QuerySet
+from django.db.models import BooleanField, Count, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KT
 
-from audit.models import AuditEvent
+from audit.exceptions import (
+    INVALID_CURSOR,
+    INVALID_METADATA_FILTER,
+    INVALID_TIME_RANGE,
+    InvalidAuditSearch,
+)
+from audit.models import AuditEvent, AuditSeal
 from sergas.pagination import Page, keyset_page
 
 # Newest first; event_id breaks ties between events of the same microsecond.
@@ -32,24 +40,20 @@ def audit_events_search(
     cursor: str | None = None,
     limit: int = 100,
 ) -> Page[AuditEvent]:
-    """Events matching every given filter, newest first, one keyset page at a time.
-
-    ``since`` is required so PostgreSQL prunes the monthly partitions outside the range;
-    each other filter has its ``(column, timestamp)`` index, metadata containment the GIN.
+    """Events matching every given filter, newest first, one keyset page at a time (the
+    API and the dashboard). ``since`` is required so PostgreSQL prunes the monthly
+    partitions outside the range (``audit_events_query`` says how each filter is served).
     """
-    queryset = AuditEvent.objects.filter(timestamp__gte=since)
-    if until is not None:
-        queryset = queryset.filter(timestamp__lt=until)
-    filters = {
-        "event_type": event_type,
-        "actor": actor,
-        "resource": resource,
-        "session_id": session_id,
-        "action": action,
-    }
-    queryset = queryset.filter(**{name: value for name, value in filters.items() if value})
-    if metadata_contains:
-        queryset = queryset.filter(metadata__contains=metadata_contains)
+    queryset = audit_events_query(
+        start=since,
+        end=until,
+        event_type=event_type or None,
+        actor=actor or None,
+        resource=resource or None,
+        session_id=session_id or None,
+        action=action or None,
+        metadata_contains=metadata_contains or None,
+    )
     return keyset_page(queryset, ordering=SEARCH_ORDERING, cursor=cursor, limit=limit)
 
 
@@ -70,3 +74,75 @@ def audit_session_event_counts(session_id: str, *, since: datetime) -> list[Even
         .order_by()
     )
     return [EventCount(**row) for row in rows]
+
+
+def audit_events_query(
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    session_id: str | None = None,
+    event_type: str | None = None,
+    actor: str | None = None,
+    resource: str | None = None,
+    action: str | None = None,
+    metadata_contains: dict[str, Any] | None = None,
+    after: tuple[datetime, UUID] | None = None,
+) -> QuerySet[AuditEvent]:
+    """Events with ``start <= timestamp < end`` matching every filter given, ordered by
+    (timestamp, event_id) for cursor pagination: pass the last row's pair as ``after``
+    to get the next page.
+
+    Give a time range: PostgreSQL then scans only the partitions of those months (a
+    one-month window reads one partition). Each equality filter has an index led by its
+    column and followed by the timestamp; ``metadata_contains`` (``@>``) uses the GIN
+    index.
+    """
+    if start is not None and end is not None and start >= end:
+        raise InvalidAuditSearch(INVALID_TIME_RANGE.format(start=start, end=end), field="start")
+    if metadata_contains is not None and not isinstance(metadata_contains, dict):
+        raise InvalidAuditSearch(
+            INVALID_METADATA_FILTER.format(kind=type(metadata_contains).__name__),
+            field="metadata_contains",
+        )
+    events = AuditEvent.objects.all()
+    if start is not None:
+        events = events.filter(timestamp__gte=start)
+    if end is not None:
+        events = events.filter(timestamp__lt=end)
+    for column, value in (
+        ("session_id", session_id),
+        ("event_type", event_type),
+        ("actor", actor),
+        ("resource", resource),
+        ("action", action),
+    ):
+        if value is not None:
+            events = events.filter(**{column: value})
+    if metadata_contains:
+        events = events.filter(metadata__contains=metadata_contains)
+    if after is not None:
+        events = _after(events, after)
+    return events.order_by("timestamp", "event_id")
+
+
+def _after(events: QuerySet[AuditEvent], after: tuple[datetime, UUID]) -> QuerySet[AuditEvent]:
+    try:
+        moment, event_id = after
+        event_id = UUID(str(event_id))
+    except (TypeError, ValueError):
+        raise InvalidAuditSearch(INVALID_CURSOR, field="after") from None
+    # The row comparison is one index bound; the plain bound on timestamp lets the
+    # planner prune the partitions before the cursor.
+    return events.filter(timestamp__gte=moment).filter(
+        RawSQL('("timestamp", "event_id") > (%s, %s)', (moment, event_id), BooleanField())
+    )
+
+
+def audit_seal_head() -> AuditSeal | None:
+    """The newest seal, without its member list."""
+    return AuditSeal.objects.defer("members").order_by("-number").first()
+
+
+def audit_events_count(*, start: datetime | None = None, end: datetime | None = None) -> int:
+    """How many events lie in ``[start, end)``: the total of a verification's progress."""
+    return audit_events_query(start=start, end=end).count()

@@ -1,8 +1,26 @@
+from typing import Any
+
 from celery import shared_task
 
 
 @shared_task(name="audit.tasks.maintain_audit_partitions")
-def maintain_audit_partitions() -> list[str]:
+def maintain_audit_partitions() -> dict[str, Any]:
+    """Periodic (beat, daily): create, repair nothing, retire what retention allows."""
     from audit.services import audit_partitions_maintain
 
-    return audit_partitions_maintain().created
+    report = audit_partitions_maintain(actor="task:maintain_audit_partitions")
+    return {
+        "created": report.created,
+        "dropped": report.dropped,
+        "deferred": report.deferred,
+        "refused": report.refused,
+        "default_rows": report.default_rows,
+    }
+
+
+@shared_task(name="audit.tasks.seal_audit_events")
+def seal_audit_events() -> list[int]:
+    """Periodic (beat, every AUDIT_SEAL_INTERVAL_SECONDS): extend the seal chain."""
+    from audit.services import audit_events_seal
+
+    return [seal.number for seal in audit_events_seal()]

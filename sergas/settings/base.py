@@ -183,7 +183,6 @@ SERGAS_SESSIONS = {
     "EVENTS_DEDUPE_WINDOW_SECONDS": env.int("EVENTS_DEDUPE_WINDOW_SECONDS", default=24 * 3600),
     "EVENTS_MAX_FUTURE_SECONDS": env.int("EVENTS_MAX_FUTURE_SECONDS", default=300),
 }
-AUDIT_PREMAKE_MONTHS = env.int("AUDIT_PREMAKE_MONTHS", default=3)
 
 # --- Scheduling (read through scheduling/conf.py) ------------------------------------------
 SERGAS_REVIEW_RUNNER = env.str(
@@ -222,4 +221,24 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+# --- Audit trail (read through audit/conf.py; docs/audit.md) ---------------------------
+# Partitions made ahead of the current month, and months kept before a partition is
+# archived, verified and dropped (84 = seven years).
+AUDIT_PREMAKE_MONTHS = env.int("AUDIT_PREMAKE_MONTHS", default=3)
+AUDIT_RETENTION_MONTHS = env.int("AUDIT_RETENTION_MONTHS", default=84)
+# Where expired partitions are archived (compressed JSONL with the seals that cover it).
+AUDIT_ARCHIVE_DIR = Path(
+    env.str("AUDIT_ARCHIVE_DIR", default=str(BASE_DIR / "var" / "audit-archive"))
+)
+# How often events are sealed into the hash chain, and the most events one seal lists.
+AUDIT_SEAL_INTERVAL_SECONDS = env.int("AUDIT_SEAL_INTERVAL_SECONDS", default=60)
+AUDIT_SEAL_MAX_EVENTS = env.int("AUDIT_SEAL_MAX_EVENTS", default=50_000)
+# How long partition DDL (detach, drop, repair) waits for its lock before giving up
+# until the next run, so it never stalls writers queued behind it.
+AUDIT_DDL_LOCK_TIMEOUT_SECONDS = env.int("AUDIT_DDL_LOCK_TIMEOUT_SECONDS", default=10)
+CELERY_BEAT_SCHEDULE["audit-seal-events"] = {
+    "task": "audit.tasks.seal_audit_events",
+    "schedule": float(AUDIT_SEAL_INTERVAL_SECONDS),
 }

@@ -1,21 +1,19 @@
-"""Writes to the audit trail. Callers record inside the transaction of the change."""
+"""Recording events: one, many with client ids (replays recognised), many generated."""
 
 import functools
 import json
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from audit.models import AuditEvent, AuditEventType
-from audit.partitioning import partitioning_manager
 from sergas.encoding import PreciseJSONEncoder
 from sergas.pgcopy import copy_rows
 
@@ -186,31 +184,6 @@ def _rows_json(events: list[Mapping[str, Any]]) -> str:
     return json.dumps(rows, cls=PreciseJSONEncoder, separators=(",", ":"))
 
 
-@dataclass(frozen=True)
-class PartitionPlanSummary:
-    created: list[str]
-    dry_run: bool
+# --- Sealing ---------------------------------------------------------------------------
 
-
-def audit_partitions_maintain(
-    *, dry_run: bool = False, actor: str = SYSTEM_ACTOR, now: datetime | None = None
-) -> PartitionPlanSummary:
-    """Create the current month's partition and ``AUDIT_PREMAKE_MONTHS`` after it.
-
-    Idempotent: existing partitions are left alone. Never deletes a partition.
-    """
-    plan = partitioning_manager(now=now).plan(skip_delete=True)
-    created = [partition.name() for partition in plan.creations]
-    if dry_run or not created:
-        return PartitionPlanSummary(created=created, dry_run=dry_run)
-    with transaction.atomic():
-        plan.apply()
-        audit_event_record(
-            event_type=AuditEventType.SYSTEM,
-            action="partitions_created",
-            actor=actor,
-            resource="table:audit_event",
-            metadata={"created": created},
-        )
-    logger.info("Created audit partitions: %s", ", ".join(created))
-    return PartitionPlanSummary(created=created, dry_run=False)
+# Serialises sealers (beat, the command) with each other; event writers never take it.

@@ -1,0 +1,29 @@
+"""Writes to the audit trail: recording events (inside the caller's transaction),
+sealing them into the hash chain, and partition maintenance (creation, default-partition
+repair, retention through archive, verify, detach, drop). docs/audit.md explains the
+integrity model these functions implement."""
+
+from audit.services.maintenance import (
+    PARTITIONS_RESOURCE,
+    MaintenanceReport,
+    audit_partitions_maintain,
+)
+from audit.services.recording import (
+    SYSTEM_ACTOR,
+    audit_event_record,
+    audit_events_record_generated,
+    audit_events_record_many,
+)
+from audit.services.sealing import SEAL_LOCK_KEY, audit_events_seal
+
+__all__ = [
+    "PARTITIONS_RESOURCE",
+    "SEAL_LOCK_KEY",
+    "SYSTEM_ACTOR",
+    "MaintenanceReport",
+    "audit_event_record",
+    "audit_events_record_generated",
+    "audit_events_record_many",
+    "audit_events_seal",
+    "audit_partitions_maintain",
+]

@@ -1,0 +1,111 @@
+"""Sealing recorded events into the hash chain (docs/audit.md), without a writers' lock."""
+
+import hashlib
+import logging
+from collections.abc import Iterator
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit import conf
+from audit.canonical import (
+    GENESIS_HASH,
+    SEAL_HEADER_FIELDS,
+    Member,
+    SealHeader,
+    encode_members,
+    seal_hash,
+    timestamp_micros,
+)
+from audit.models import AuditSeal
+from audit.rows import stream_rows
+from audit.selectors import audit_seal_head
+
+logger = logging.getLogger(__name__)
+
+SEAL_LOCK_KEY = 6_352_890_117
+
+
+def audit_events_seal(*, max_events: int | None = None) -> list[AuditSeal]:
+    """Seal every event inserted by a transaction that ended before this call's snapshot
+    and is not sealed yet; return the new seals (none when there is nothing to seal).
+
+    Each row carries the id of the transaction that inserted it. The snapshot's xmin is
+    the oldest transaction still running: every transaction below it has committed or
+    aborted, and every transaction that starts later gets a larger id, so the rows with
+    ``xact_id < xmin`` form a set that can never grow again. A seal covers exactly the
+    rows of ``previous seal's xact_to <= xact_id < xmin``: no row is sealed twice or
+    skipped, a row committed late by a long transaction falls into a later seal, and
+    writers take no lock at all. Rows are read in transaction order and cut into seals
+    of at most ``AUDIT_SEAL_MAX_EVENTS`` at transaction boundaries.
+    """
+    limit = max_events or conf.seal_max_events()
+    created: list[AuditSeal] = []
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+            cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            horizon = cursor.fetchone()[0]
+        previous = audit_seal_head()
+        xact_from = previous.xact_to if previous else 0
+        if horizon <= xact_from:
+            return created
+        for xact_to, members in _member_batches(xact_from, horizon, limit):
+            previous = _seal_create(previous, xact_from=xact_from, xact_to=xact_to, members=members)
+            created.append(previous)
+            xact_from = xact_to
+    for seal in created:
+        logger.info(
+            "Audit seal #%d: %d events, transactions %d..%d, hash %s",
+            seal.number,
+            seal.event_count,
+            seal.xact_from,
+            seal.xact_to,
+            bytes(seal.hash).hex(),
+        )
+    return created
+
+
+def _member_batches(xact_from: int, horizon: int, limit: int) -> Iterator[tuple[int, list[Member]]]:
+    """(xact_to, members) per seal to make; a transaction's rows never straddle two."""
+    batch: list[Member] = []
+    current = None
+    rows = stream_rows(
+        'SELECT xact_id, event_id, "timestamp", content_hash FROM audit_event'
+        " WHERE xact_id >= %s AND xact_id < %s ORDER BY xact_id",
+        [xact_from, horizon],
+    )
+    for xact_id, event_id, moment, digest in rows:
+        if xact_id != current and len(batch) >= limit:
+            yield xact_id, batch
+            batch = []
+        current = xact_id
+        batch.append(Member(event_id, timestamp_micros(moment), bytes(digest)))
+    if batch:
+        yield horizon, batch
+
+
+def _seal_create(
+    previous: AuditSeal | None, *, xact_from: int, xact_to: int, members: list[Member]
+) -> AuditSeal:
+    blob = encode_members(members)
+    moments = [member.timestamp for member in members]
+    header = SealHeader(
+        number=previous.number + 1 if previous else 1,
+        previous_hash=bytes(previous.hash) if previous else GENESIS_HASH,
+        xact_from=xact_from,
+        xact_to=xact_to,
+        event_count=len(members),
+        first_timestamp=min(moments),
+        last_timestamp=max(moments),
+        sealed_at=timezone.now(),
+        members_digest=hashlib.sha256(blob).digest(),
+    )
+    return AuditSeal.objects.create(
+        **{name: getattr(header, name) for name in SEAL_HEADER_FIELDS},
+        hash=seal_hash(header),
+        members=blob,
+    )
+
+
+# --- Partition maintenance -------------------------------------------------------------

@@ -1,0 +1,324 @@
+"""Verification of the audit trail in the database: recompute, reconcile, report.
+
+One pass, in one REPEATABLE READ snapshot, with memory bounded by one seal:
+
+1. every seal, in chain order: its hash over its header, its link to the previous seal
+   (number, previous hash, contiguous transaction range), optional external anchors;
+2. the events of the checked time range, sorted by transaction, walked alongside the
+   seals: each seal's member list is reconciled with the events whose transaction it
+   covers (modified, deleted, inserted, re-timestamped), the member list against its
+   digest; a listed event that is gone counts as *retired* only when an
+   ``AuditArchive`` row says retention dropped its month, and that month really was
+   past retention then;
+3. events not sealed yet: their content against the hash the insert trigger stored,
+   their transaction id against the snapshot (a row "from the future" was forged);
+4. the guards: every partition and table still has its triggers, enabled.
+
+Hashes are recomputed in Python from the columns (``audit.canonical``), never by a
+function stored in the database under verification.
+"""
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit import conf
+from audit.archive import ArchivedSeal
+from audit.canonical import SEAL_HEADER_FIELDS, SealHeader, seal_header, timestamp_micros
+from audit.integrity import (
+    EventKey,
+    Problem,
+    ProblemKind,
+    check_link,
+    check_members,
+    check_seal,
+    deleted,
+    describe,
+    members_in_scope,
+    reconcile,
+)
+from audit.models import AuditArchive, AuditSeal
+from audit.partitioning import add_months, month_start
+from audit.rows import EventRow, stream_events, stream_rows, time_range_condition
+
+# Triggers each table must carry, enabled ('O' fires normally, 'A' always).
+_EVENT_GUARDS = ("audit_event_stamp", "audit_event_append_only", "audit_event_no_truncate")
+_TABLE_GUARDS = {
+    "audit_seal": ("audit_seal_append_only", "audit_seal_no_truncate"),
+    "audit_archive": ("audit_archive_append_only", "audit_archive_no_truncate"),
+}
+
+
+@dataclass
+class VerificationReport:
+    start: datetime | None
+    end: datetime | None
+    events: int = 0  # events checked
+    seals: int = 0  # seals in the chain
+    reconciled_seals: int = 0  # seals whose member list was compared with the events
+    unsealed: int = 0  # events not sealed yet (checked against their stored hash)
+    retired: int = 0  # sealed events gone with a partition retention archived and dropped
+    head: tuple[int, bytes] | None = None  # the newest seal: record it outside the database
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def audit_trail_verify(
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    anchors: Mapping[int, bytes] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> VerificationReport:
+    """Verify the events with ``start <= timestamp < end`` (all when unbounded) and the
+    whole seal chain. ``anchors`` maps seal numbers to hashes recorded outside the
+    database (logs, an earlier ``verify_audit`` run): a chain rewritten from scratch is
+    consistent with itself but not with them. ``on_progress`` gets the events checked."""
+    report = VerificationReport(start=start, end=end)
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        report.problems += _check_guards()
+        _walk(report, anchors or {}, on_progress)
+    return report
+
+
+def _walk(
+    report: VerificationReport,
+    anchors: Mapping[int, bytes],
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    start, end = report.start, report.end
+    start_micros = None if start is None else timestamp_micros(start)
+    end_micros = None if end is None else timestamp_micros(end)
+    retired = _retired_ranges()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+        xmax = cursor.fetchone()[0]
+
+    where, params = time_range_condition(start, end)
+    rows = _Peekable(stream_events(where, params, order_by='xact_id, "timestamp", event_id'))
+    previous: tuple[SealHeader, bytes] | None = None
+    for header, stored_hash, members in _seals(start, end):
+        report.seals += 1
+        report.problems += check_seal(header, stored_hash)
+        report.problems += check_link(previous, header)
+        expected = anchors.get(header.number)
+        if expected is not None and expected != stored_hash:
+            report.problems.append(
+                Problem(
+                    ProblemKind.BROKEN_SEAL,
+                    f"seal #{header.number}: its hash differs from the anchor recorded"
+                    f" outside the database (the chain was rewritten)",
+                    seal=header.number,
+                )
+            )
+        previous = (header, stored_hash)
+
+        group = rows.take_while(lambda row, limit=header.xact_to: row.xact_id < limit)
+        if members is None and not group:
+            continue
+        sealed: dict[EventKey, bytes] = {}
+        if members is not None:
+            report.reconciled_seals += 1
+            report.problems += check_members(header, members)
+            sealed = members_in_scope(members, start_micros, end_micros)
+        found: dict[EventKey, bytes] = {}
+        for row in group:
+            recomputed = row.recomputed_hash()
+            found[row.key] = recomputed
+            if row.key in sealed and recomputed == sealed[row.key] != row.content_hash:
+                report.problems.append(
+                    Problem(
+                        ProblemKind.MODIFIED,
+                        f"{describe(row.key)}: its stored hash was altered",
+                        event_id=row.event_id,
+                        seal=header.number,
+                    )
+                )
+        problems, missing = reconcile(header.number, sealed, found)
+        report.problems += problems
+        gone = [key for key in missing if not _in_ranges(key[1], retired)]
+        report.retired += len(missing) - len(gone)
+        report.problems += deleted(header.number, gone)
+        _advance(report, len(group), on_progress)
+
+    if previous is not None:
+        report.head = (previous[0].number, previous[1])
+    for number in sorted(anchors):
+        if report.head is None or number > report.head[0]:
+            report.problems.append(
+                Problem(
+                    ProblemKind.BROKEN_SEAL,
+                    f"seal #{number}: recorded outside the database, missing from the chain"
+                    f" (the chain was truncated or rewritten)",
+                    seal=number,
+                )
+            )
+    for row in rows:
+        report.unsealed += 1
+        report.problems += _check_unsealed(row, xmax)
+        _advance(report, 1, on_progress)
+    if on_progress is not None:
+        on_progress(report.events)
+
+
+def _advance(
+    report: VerificationReport, count: int, on_progress: Callable[[int], None] | None
+) -> None:
+    before = report.events
+    report.events += count
+    if on_progress is not None and report.events // 5000 != before // 5000:
+        on_progress(report.events)
+
+
+def _check_unsealed(row: EventRow, xmax: int) -> list[Problem]:
+    problems = []
+    if row.recomputed_hash() != row.content_hash:
+        problems.append(
+            Problem(
+                ProblemKind.MODIFIED,
+                f"{describe(row.key)}: its content no longer matches the hash stored when it"
+                f" was inserted (not sealed yet)",
+                event_id=row.event_id,
+            )
+        )
+    if row.xact_id >= xmax:
+        problems.append(
+            Problem(
+                ProblemKind.INSERTED,
+                f"{describe(row.key)}: claims transaction {row.xact_id}, which has not"
+                f" happened yet (the row was written with the insert trigger disabled)",
+                event_id=row.event_id,
+            )
+        )
+    return problems
+
+
+def _seals(
+    start: datetime | None, end: datetime | None
+) -> Iterator[tuple[SealHeader, bytes, bytes | None]]:
+    """Every seal in chain order; the member list only of seals that may list an event
+    of ``[start, end)`` (the others' lists stay unread in TOAST)."""
+    overlap, params = "TRUE", []
+    if start is not None:
+        overlap += " AND last_timestamp >= %s"
+        params.append(start)
+    if end is not None:
+        overlap += " AND first_timestamp < %s"
+        params.append(end)
+    sql = (
+        f"SELECT {', '.join(SEAL_HEADER_FIELDS)}, hash,"
+        f" CASE WHEN {overlap} THEN members END FROM audit_seal ORDER BY number"
+    )
+    width = len(SEAL_HEADER_FIELDS)
+    for row in stream_rows(sql, params, batch=1000):
+        members = row[width + 1]
+        yield (
+            seal_header(row[:width]),
+            bytes(row[width]),
+            None if members is None else bytes(members),
+        )
+
+
+def _retired_ranges() -> list[tuple[int, int]]:
+    """Months retention dropped, as microsecond ranges; a record is honoured only if the
+    month was past ``AUDIT_RETENTION_MONTHS`` when it was dropped and the drop is not
+    dated in the future (a forged record could otherwise excuse any deletion)."""
+    now = timezone.now()
+    ranges = []
+    for archive in AuditArchive.objects.all():
+        cutoff = add_months(month_start(archive.dropped_at), -conf.retention_months())
+        if archive.dropped_at <= now and archive.range_end <= cutoff:
+            ranges.append(
+                (timestamp_micros(archive.range_start), timestamp_micros(archive.range_end))
+            )
+    return ranges
+
+
+def _in_ranges(micros: int, ranges: list[tuple[int, int]]) -> bool:
+    return any(low <= micros < high for low, high in ranges)
+
+
+def _check_guards() -> list[Problem]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT tree.relid::regclass::text,
+                   array_agg(trigger.tgname::text) FILTER (WHERE trigger.tgenabled IN ('O', 'A'))
+              FROM pg_partition_tree('audit_event'::regclass) AS tree
+              LEFT JOIN pg_trigger AS trigger ON trigger.tgrelid = tree.relid
+             GROUP BY 1
+            UNION ALL
+            SELECT relation.relname::text,
+                   array_agg(trigger.tgname::text) FILTER (WHERE trigger.tgenabled IN ('O', 'A'))
+              FROM pg_class AS relation
+              LEFT JOIN pg_trigger AS trigger ON trigger.tgrelid = relation.oid
+             WHERE relation.relname = ANY(%s) AND relation.relkind = 'r'
+             GROUP BY 1
+            """,
+            [list(_TABLE_GUARDS)],
+        )
+        enabled = {name: set(triggers or ()) for name, triggers in cursor.fetchall()}
+    problems = []
+    for table, triggers in sorted(enabled.items()):
+        required = _TABLE_GUARDS.get(table, _EVENT_GUARDS)
+        for trigger in required:
+            if trigger not in triggers:
+                problems.append(
+                    Problem(
+                        ProblemKind.UNGUARDED,
+                        f"{table}: trigger {trigger} is missing or disabled (enable it again;"
+                        " `manage.py maintain_audit_partitions` restores missing TRUNCATE guards)",
+                    )
+                )
+    return problems
+
+
+class _Peekable:
+    """An iterator of rows that can hand out the run of rows satisfying a condition."""
+
+    def __init__(self, rows: Iterator[EventRow]) -> None:
+        self._rows = rows
+        self._next: EventRow | None = next(rows, None)
+
+    def take_while(self, condition: Callable[[EventRow], bool]) -> list[EventRow]:
+        taken = []
+        while self._next is not None and condition(self._next):
+            taken.append(self._next)
+            self._next = next(self._rows, None)
+        return taken
+
+    def __iter__(self) -> Iterator[EventRow]:
+        while self._next is not None:
+            row, self._next = self._next, next(self._rows, None)
+            yield row
+
+
+def archive_seals_check(seals: list[ArchivedSeal]) -> list[Problem]:
+    """An archive's seals against the chain in the database: an archive consistent with
+    itself is trustworthy only if its seals are the ones the chain holds."""
+    stored = dict(
+        AuditSeal.objects.filter(number__in=[seal.header.number for seal in seals]).values_list(
+            "number", "hash"
+        )
+    )
+    problems = []
+    for seal in seals:
+        number = seal.header.number
+        if number not in stored:
+            detail = f"seal #{number}: the database's chain has no such seal"
+        elif bytes(stored[number]) != seal.hash:
+            detail = f"seal #{number}: differs from the database's seal of that number"
+        else:
+            continue
+        problems.append(Problem(ProblemKind.BROKEN_SEAL, detail, seal=number))
+    return problems
