@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run serve test lint format migrate shell embedded-down clean
+.PHONY: run serve test lint format migrate shell bench embedded-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ serve:
 ## test: ruff, then pytest against real PostgreSQL and Redis
 test: $(STAMP) lint
 	$(EMBEDDED) $(BIN)/pytest $(PYTEST_ARGS)
+
+## bench: every benchmark against its baseline; table in bench/results/latest.md
+bench: $(STAMP)
+	$(EMBEDDED) $(PY) bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,17 +1,18 @@
-"""Per-caller request rate for the API, counted in the Redis cache."""
+"""Per-caller request rate for the API, counted in Redis."""
 
+import functools
 import logging
 import math
 import re
 import threading
 import time
 
-import redis
-from django.core.cache import cache
+from django.conf import settings
 from django.http import HttpRequest
 from ninja.throttling import BaseThrottle
 
 from agents import conf
+from sergas.redis_guard import RedisGuard
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +31,11 @@ def parse_rate(rate: str) -> tuple[int, int]:
 class CallerRateThrottle(BaseThrottle):
     """A fixed-window counter per token (or staff user), shared by every web process.
 
-    One atomic ``INCR`` in Redis per request, so concurrent requests are counted exactly
-    (ninja's ``SimpleRateThrottle`` reads and rewrites a list, losing counts under
-    concurrency). If Redis is unreachable the API stays up: requests are let through.
+    One atomic ``INCR`` (pipelined with its ``EXPIRE``) per request on a client kept for
+    the process, so concurrent requests are counted exactly (ninja's
+    ``SimpleRateThrottle`` reads and rewrites a list, losing counts under concurrency).
+    If Redis is unreachable the API stays up: requests are let through, and Redis is
+    not tried again for a few seconds.
     """
 
     def __init__(self) -> None:
@@ -45,23 +48,24 @@ class CallerRateThrottle(BaseThrottle):
         limit, period = parse_rate(conf.throttle_rate())
         now = time.time()
         window = int(now // period)
-        key = f"throttle:{principal.throttle_key}:{period}:{window}"
+        prefix = settings.CACHES["default"].get("KEY_PREFIX", "sergas")
+        key = f"{prefix}:throttle:{principal.throttle_key}:{period}:{window}"
         self._local.wait = period - (now % period)
-        try:
-            count = self._count(key, period)
-        except redis.RedisError as exc:
-            logger.warning("API throttle: Redis unavailable (%s); not throttling", exc)
-            return True
-        return count <= limit
+        count = _redis().call(self._count, key, period)
+        return count is None or count <= limit
 
     def wait(self) -> float | None:
         return math.ceil(getattr(self._local, "wait", 1))
 
     @staticmethod
     def _count(key: str, period: int) -> int:
-        try:
-            return cache.incr(key)
-        except ValueError:  # first request of the window (or the key just expired)
-            if cache.add(key, 1, timeout=period + 1):
-                return 1
-            return cache.incr(key)
+        pipeline = _redis().client.pipeline(transaction=False)
+        pipeline.incr(key)
+        pipeline.expire(key, period + 1)  # the window's key outlives the window, then goes
+        count, _ = pipeline.execute()
+        return int(count)
+
+
+@functools.cache
+def _redis() -> RedisGuard:
+    return RedisGuard(settings.REDIS_URL, purpose="API throttle")

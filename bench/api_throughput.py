@@ -16,9 +16,6 @@ scratch or development database.
 
 import json
 import logging
-import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -30,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Figure, parser, report, setup_django  # noqa: E402
+from bench.harness import Figure, gunicorn, parser, report, setup_django  # noqa: E402
 
 TARGET_RATIO = 0.30
 
@@ -139,48 +136,14 @@ def _events(session_id: str, count: int) -> list[dict]:
     return events
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _http_ingest(bodies: list[bytes], token: str, *, workers: int, clients: int) -> float:
     import httpx
 
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "sergas.settings.base"),
-        "API_THROTTLE_RATE": "1000000/min",
-        "EVENTS_MAX_BATCH": str(max(len(json.loads(bodies[0])["events"]), 1000)),
-        "DEBUG": "0",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "sergas.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}/api/v1/events"
+    events_per_body = len(json.loads(bodies[0])["events"])
+    env = {"EVENTS_MAX_BATCH": str(max(events_per_body, 1000))}
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    try:
-        _wait_healthy(f"http://127.0.0.1:{port}/healthz", server)
-        with httpx.Client(timeout=120) as warm:  # every worker imports and connects once
-            for _ in range(workers * 2):
-                warm.get(f"http://127.0.0.1:{port}/healthz")
-
+    with gunicorn(workers=workers, env=env) as base:
+        url = f"{base}/api/v1/events"
         local = threading.local()
 
         def send(body: bytes) -> int:
@@ -195,29 +158,10 @@ def _http_ingest(bodies: list[bytes], token: str, *, workers: int, clients: int)
         with ThreadPoolExecutor(max_workers=clients) as pool:
             recorded = sum(pool.map(send, bodies))
         elapsed = time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     expected = sum(len(json.loads(body)["events"]) for body in bodies)
     if recorded != expected:
         raise RuntimeError(f"HTTP path recorded {recorded} of {expected} events")
     return recorded / elapsed
-
-
-def _wait_healthy(url: str, server: subprocess.Popen) -> None:
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {server.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("gunicorn did not become healthy in 60 s")
 
 
 def _direct_ingest(session_id: str, count: int, batch: int, *, method: str, clients: int) -> float:

@@ -8,16 +8,27 @@ table. Every script accepts ``--quick`` (small sizes, for ``make test``) and run
 """
 
 import argparse
+import contextlib
 import json
 import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
+# A script run as ``python bench/<name>.py`` has bench/ first on sys.path, where
+# ``http.py`` would hide the standard library's ``http`` package from Django.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != RESULTS.parent]
+LOGS = ROOT / "var" / "bench-logs"
 
 
 @dataclass(frozen=True)
@@ -93,3 +104,133 @@ def report(script: str, figures: list[Figure], *, quick: bool, notes: str = "") 
         )
         target = f"  target {f.target} ({'met' if f.met else 'NOT met'})" if f.target else ""
         print(f"  {f.name}: {f.value:.3f} {f.unit}{baseline}{target}")
+
+
+# --- shared plumbing -------------------------------------------------------------------------
+
+# Modules under bench/ that are plumbing, not benchmarks.
+NOT_SCRIPTS = frozenset({"__init__", "harness", "run", "runners", "settings", "stock_beat", "urls"})
+
+
+def scripts() -> list[str]:
+    """The benchmark scripts under bench/, by name."""
+    here = Path(__file__).resolve().parent
+    return sorted(p.stem for p in here.glob("*.py") if p.stem not in NOT_SCRIPTS)
+
+
+def use_fresh_database(suffix: str) -> str:
+    """Point ``DATABASE_URL`` at a new, empty ``<name>_bench_<suffix>`` on the same server
+    (dropped first if a previous run left it), so a benchmark never touches real data."""
+    import psycopg
+
+    url = urlsplit(os.environ["DATABASE_URL"])
+    name = f"{url.path.lstrip('/') or 'sergas'}_bench_{suffix}"
+    admin = urlunsplit(url._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
+        )
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    fresh = urlunsplit(url._replace(path=f"/{name}"))
+    os.environ["DATABASE_URL"] = fresh
+    return fresh
+
+
+def migrate() -> None:
+    """``setup_django`` then ``migrate`` (quietly) and the audit partitions."""
+    setup_django()
+    from django.core.management import call_command
+
+    from audit.services import audit_partitions_maintain
+
+    call_command("migrate", verbosity=0, interactive=False)
+    audit_partitions_maintain(actor="bench")
+
+
+def purge_bench_queues() -> None:
+    """Drop the benchmarks' Celery queues and scratch keys from Redis."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    for pattern in ("bench-*", "bench:*", "_kombu.binding.bench-*"):
+        for key in client.scan_iter(pattern):
+            client.delete(key)
+
+
+def spawn(command: list[str], *, log_name: str, env: dict[str, str] | None = None) -> Any:
+    """Start a process of the project in its own process group, logging to var/."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    with open(LOGS / f"{log_name}.log", "ab") as log:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop(*processes: Any) -> None:
+    """SIGTERM each process group, then SIGKILL what lingers after 30 s."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(*, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Serve the project with gunicorn as docs/deployment.md configures it; yields the base
+    URL once ``/healthz`` answers and every worker has served a request."""
+    import httpx
+
+    port = free_port()
+    server = spawn(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "sergas.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        log_name=f"gunicorn-{port}",
+        env={"DEBUG": "0", "API_THROTTLE_RATE": "100000000/min", **(env or {})},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {server.returncode}; see {LOGS}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not become healthy in 60 s")
+            time.sleep(0.2)
+        with httpx.Client(timeout=60) as warm:  # every worker imports and connects once
+            for _ in range(workers * 4):
+                warm.get(f"{base}/healthz")
+        yield base
+    finally:
+        stop(server)

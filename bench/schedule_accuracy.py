@@ -19,18 +19,25 @@ It uses a database of its own (``<DATABASE_URL name>_bench_schedule``), created 
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Figure, parser, percentile, report  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Figure,
+    migrate,
+    parser,
+    percentile,
+    purge_bench_queues,
+    report,
+    spawn,
+    stop,
+    use_fresh_database,
+)
 
 BENCH_ENV = {
     "SCHEDULING_REVIEW_QUEUE": "bench-reviews",
@@ -40,59 +47,7 @@ BENCH_ENV = {
     "SCHEDULING_DISPATCH_POLL_SECONDS": "0.25",
 }
 STOCK_QUEUE = "bench-stock"
-
-
-def _bench_database_url() -> str:
-    url = urlsplit(os.environ["DATABASE_URL"])
-    name = url.path.lstrip("/") or "sergas"
-    return urlunsplit(url._replace(path=f"/{name}_bench_schedule"))
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
-        )
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        connection.execute(f'CREATE DATABASE "{name}"')
-
-
-def _spawn(*args: str, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as handle:
-        return subprocess.Popen(
-            [sys.executable, "-m", "celery", *args],
-            cwd=ROOT,
-            env={**os.environ},
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _stop(*processes: subprocess.Popen[bytes]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _purge_queues() -> None:
-    import redis
-
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    for pattern in ("bench-*", "bench:*", "_kombu.binding.bench-*"):
-        for key in client.scan_iter(pattern):
-            client.delete(key)
+CELERY = [sys.executable, "-m", "celery"]
 
 
 def _due_minute(lead_seconds: float) -> datetime:
@@ -127,14 +82,14 @@ def _reset_tables() -> None:
         )
 
 
-def ours(count: int, workers: int, log_dir: Path, *, quick: bool) -> dict[str, object]:
+def ours(count: int, workers: int, *, quick: bool) -> dict[str, object]:
     from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
     from scheduling.models import ScheduledReview, ScheduleExecution
     from scheduling.services.sync import FIRE_TASK
 
     _reset_tables()
-    _purge_queues()
+    purge_bench_queues()
     # The herd is a minute boundary, as daily presets make it; a smoke run just needs soon.
     due = (
         (datetime.now(UTC) + timedelta(seconds=8)).replace(microsecond=0)
@@ -181,29 +136,26 @@ def ours(count: int, workers: int, log_dir: Path, *, quick: bool) -> dict[str, o
     ScheduledReview.objects.bulk_update(reviews, ["periodic_task"], batch_size=2000)
     PeriodicTasks.update_changed()
 
-    worker = _spawn(
-        "-A",
-        "sergas",
-        "worker",
-        "--concurrency",
-        str(workers),
-        "--queues",
-        "bench-reviews,bench-celery",
-        "--without-mingle",
-        "--without-gossip",
-        "--loglevel",
-        "WARNING",
-        log=log_dir / f"ours-{count}-worker.log",
+    worker = spawn(
+        [
+            *CELERY,
+            "-A",
+            "sergas",
+            "worker",
+            "--concurrency",
+            str(workers),
+            "--queues",
+            "bench-reviews,bench-celery",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        log_name=f"schedule-ours-{count}-worker",
     )
-    beat = _spawn(
-        "-A",
-        "sergas",
-        "beat",
-        "--max-interval",
-        "1",
-        "--loglevel",
-        "INFO",
-        log=log_dir / f"ours-{count}-beat.log",
+    beat = spawn(
+        [*CELERY, "-A", "sergas", "beat", "--max-interval", "1", "--loglevel", "INFO"],
+        log_name=f"schedule-ours-{count}-beat",
     )
     _sleep_until(due)
     deadline = time.monotonic() + 120 + count / 20
@@ -212,7 +164,7 @@ def ours(count: int, workers: int, log_dir: Path, *, quick: bool) -> dict[str, o
         if started >= count:
             break
         time.sleep(1)
-    _stop(beat, worker)
+    stop(beat, worker)
 
     rows = list(
         ScheduleExecution.objects.filter(trigger="schedule").values_list(
@@ -235,14 +187,14 @@ def ours(count: int, workers: int, log_dir: Path, *, quick: bool) -> dict[str, o
     }
 
 
-def stock(count: int, workers: int, log_dir: Path, observe_seconds: float) -> dict[str, object]:
+def stock(count: int, workers: int, observe_seconds: float) -> dict[str, object]:
     import redis
     from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
     from bench.stock_beat import SENT_KEY, STARTED_KEY
 
     _reset_tables()
-    _purge_queues()
+    purge_bench_queues()
     due = _due_minute(lead_seconds=30 + count / 250)
     crontab, _ = CrontabSchedule.objects.get_or_create(
         minute=str(due.minute),
@@ -266,32 +218,38 @@ def stock(count: int, workers: int, log_dir: Path, observe_seconds: float) -> di
         batch_size=2000,
     )
     PeriodicTasks.update_changed()
-    worker = _spawn(
-        "-A",
-        "bench.stock_beat",
-        "worker",
-        "--concurrency",
-        str(workers),
-        "--queues",
-        STOCK_QUEUE,
-        "--without-mingle",
-        "--without-gossip",
-        "--loglevel",
-        "WARNING",
-        log=log_dir / f"stock-{count}-worker.log",
+    worker = spawn(
+        [
+            *CELERY,
+            "-A",
+            "bench.stock_beat",
+            "worker",
+            "--concurrency",
+            str(workers),
+            "--queues",
+            STOCK_QUEUE,
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        log_name=f"schedule-stock-{count}-worker",
     )
-    beat = _spawn(
-        "-A",
-        "bench.stock_beat",
-        "beat",
-        "--scheduler",
-        "django_celery_beat.schedulers:DatabaseScheduler",
-        "--loglevel",
-        "WARNING",
-        log=log_dir / f"stock-{count}-beat.log",
+    beat = spawn(
+        [
+            *CELERY,
+            "-A",
+            "bench.stock_beat",
+            "beat",
+            "--scheduler",
+            "django_celery_beat.schedulers:DatabaseScheduler",
+            "--loglevel",
+            "WARNING",
+        ],
+        log_name=f"schedule-stock-{count}-beat",
     )
     _sleep_until(due + timedelta(seconds=observe_seconds))
-    _stop(beat, worker)
+    stop(beat, worker)
 
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
     nominal = due.timestamp()
@@ -329,26 +287,16 @@ def main() -> None:
     ]
     observe = options.observe_seconds or (20.0 if options.quick else 90.0)
 
-    url = _bench_database_url()
-    _recreate_database(url)
-    os.environ["DATABASE_URL"] = url
+    use_fresh_database("schedule")
     os.environ.update(BENCH_ENV)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sergas.settings.base")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    log_dir = ROOT / "var" / "bench-logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    migrate()
 
     figures: list[Figure] = []
     results = {}
     for size in sizes:
-        mine = ours(size, options.workers, log_dir, quick=options.quick)
+        mine = ours(size, options.workers, quick=options.quick)
         # Stock crontabs only fire on minute boundaries; a smoke run does not wait for one.
-        theirs = None if options.quick else stock(size, options.workers, log_dir, observe)
+        theirs = None if options.quick else stock(size, options.workers, observe)
         results[size] = {"ours": mine, "stock": theirs}
         print(f"\n{size} reviews due at once, {options.workers} worker processes")
         for label, result in (("ours", mine), ("stock django-celery-beat", theirs)):
@@ -392,7 +340,7 @@ def main() -> None:
     report(
         "schedule_accuracy", figures, quick=options.quick, notes=json.dumps(results, default=str)
     )
-    _purge_queues()
+    purge_bench_queues()
 
 
 if __name__ == "__main__":

@@ -20,15 +20,14 @@ import functools
 import json
 import logging
 import threading
-import time
 from datetime import datetime
 from typing import Any
 
-import redis
 from cachetools import TTLCache
 from django.db import models
 from django.utils.dateparse import parse_datetime
 
+from sergas.redis_guard import RedisGuard
 from sessions import conf
 from sessions.models import AgentSession
 
@@ -85,17 +84,13 @@ class SessionCache:
         max_entry_bytes: int,
         retry_seconds: float,
     ) -> None:
-        self._client = redis.Redis.from_url(
-            redis_url, socket_connect_timeout=0.25, socket_timeout=0.5
-        )
-        self._store = self._client.register_script(_STORE_SCRIPT)
+        self._redis = RedisGuard(redis_url, purpose="Session cache", retry_seconds=retry_seconds)
+        self._store = self._redis.client.register_script(_STORE_SCRIPT)
         self._prefix = f"{key_prefix}:session:"
         self._redis_ttl = redis_ttl
         self._max_entry_bytes = max_entry_bytes
-        self._retry_seconds = retry_seconds
         self._local: TTLCache[str, bytes] = TTLCache(maxsize=local_maxsize, ttl=local_ttl)
         self._lock = threading.Lock()
-        self._redis_down_until = 0.0
 
     # --- reads ----------------------------------------------------------------------
     def get(self, session_id: str) -> AgentSession | None:
@@ -145,22 +140,11 @@ class SessionCache:
         return self._prefix + session_id
 
     def _redis_get(self, session_id: str) -> bytes | None:
-        raw = self._redis_call(self._client.hget, self._key(session_id), "p")
+        raw = self._redis_call(self._redis.client.hget, self._key(session_id), "p")
         return raw or None  # b"" is a tombstone
 
     def _redis_call(self, function: Any, *args: Any) -> Any:
-        if time.monotonic() < self._redis_down_until:
-            return None
-        try:
-            return function(*args)
-        except redis.RedisError as exc:
-            self._redis_down_until = time.monotonic() + self._retry_seconds
-            logger.warning(
-                "Session cache: Redis unavailable (%s); reading PostgreSQL for %.0f s",
-                exc,
-                self._retry_seconds,
-            )
-            return None
+        return self._redis.call(function, *args)
 
 
 @functools.cache

@@ -1,5 +1,5 @@
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.utils import timezone
 
@@ -22,6 +22,8 @@ ACTIVE_STATUSES = frozenset({SessionStatus.RUNNING, SessionStatus.PAUSED})
 # The JSON columns a transition, a list or a summary never needs: keeps a 1 MB context
 # off the wire (``QuerySet.defer(*STATE_COLUMNS)``).
 STATE_COLUMNS = ("context", "metrics")
+# A session's columns that grow with its accounts (a big review's are megabytes).
+BULKY_COLUMNS = (*STATE_COLUMNS, "account_ids")
 
 
 class SessionType(models.TextChoices):
@@ -41,6 +43,20 @@ class HookName(models.TextChoices):
     POST_TASK = "post_task"
     SESSION_START = "session_start"
     SESSION_END = "session_end"
+
+
+ACCOUNT_SET_KEYS = ("account_ids", "processed_accounts", "failed_accounts")
+
+
+def searchable_context() -> models.Func:
+    """``context`` without its account sets: the expression the context GIN indexes."""
+    return models.Func(
+        models.F("context"),
+        *(models.Value(key) for key in ACCOUNT_SET_KEYS),
+        arg_joiner=" - ",
+        template="(%(expressions)s)",
+        output_field=models.JSONField(),
+    )
 
 
 class AgentSession(models.Model):
@@ -96,8 +112,14 @@ class AgentSession(models.Model):
                 name="agent_session_running_hb_idx",
                 condition=models.Q(status="running"),
             ),
-            GinIndex(fields=["context"], name="agent_session_context_gin"),
-            GinIndex(fields=["account_ids"], name="agent_session_accounts_gin"),
+            # Containment search over the context, without its account sets: a megabyte of
+            # account ids in a GIN would make every write of a big session re-index them
+            # all (no update is HOT while the context is indexed). Accounts are searched
+            # through SessionAccount instead. Query it with ``searchable_context()``.
+            GinIndex(
+                OpClass(searchable_context(), name="jsonb_path_ops"),
+                name="agent_session_context_gin",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -116,6 +138,28 @@ class AgentSession(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class SessionAccount(models.Model):
+    """Which sessions review an account: the index behind "sessions of account X".
+
+    Kept by the session services whenever ``account_ids`` changes (in practice at
+    creation), so a session's other writes never touch it.
+    """
+
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="+")
+    account_id = models.CharField(max_length=128)
+
+    class Meta:
+        db_table = "agent_session_account"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account_id", "session"], name="agent_session_account_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} in {self.session_id}"
 
 
 class SessionCheckpoint(models.Model):

@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -10,10 +11,13 @@ from sergas.pagination import Page, keyset_page
 from sessions.cache import session_cache
 from sessions.models import (
     ACTIVE_STATUSES,
+    BULKY_COLUMNS,
     STATE_COLUMNS,
     TERMINAL_STATUSES,
     AgentSession,
+    SessionAccount,
     SessionCheckpoint,
+    searchable_context,
 )
 from sessions.state import SessionContext
 
@@ -63,9 +67,9 @@ def sessions_list(
     """Sessions matching every given filter, newest first, one keyset page at a time.
 
     Context and metrics stay in PostgreSQL (a list never carries megabytes of context);
-    ``account_id`` uses the GIN index on ``account_ids``.
+    ``account_id`` uses the SessionAccount index.
     """
-    queryset = AgentSession.objects.defer(*STATE_COLUMNS)
+    queryset = AgentSession.objects.defer(*BULKY_COLUMNS)
     if statuses:
         queryset = queryset.filter(status__in=statuses)
     if session_type:
@@ -75,7 +79,9 @@ def sessions_list(
     if orchestrator_id:
         queryset = queryset.filter(orchestrator_id=orchestrator_id)
     if account_id:
-        queryset = queryset.filter(account_ids__contains=[account_id])
+        queryset = queryset.filter(
+            session_id__in=SessionAccount.objects.filter(account_id=account_id).values("session")
+        )
     if created_after:
         queryset = queryset.filter(created_at__gte=created_after)
     if created_before:
@@ -112,3 +118,11 @@ def session_context(session_id: str) -> SessionContext:
     """The session's current context, typed, from PostgreSQL (not the cache)."""
     raw = AgentSession.objects.filter(pk=session_id).values_list("context", flat=True).first()
     return SessionContext.load(raw)
+
+
+def sessions_with_context(contains: dict[str, Any]) -> QuerySet[AgentSession]:
+    """Sessions whose context contains ``contains`` (JSON containment), through the
+    context GIN index; the account sets are not searchable here (use account_id)."""
+    return AgentSession.objects.alias(searchable=searchable_context()).filter(
+        searchable__contains=contains
+    )

@@ -9,7 +9,7 @@ from audit.models import AuditEventType
 from audit.services import audit_event_record
 from sessions.cache import session_cache
 from sessions.exceptions import SessionNotFound, VersionConflict
-from sessions.models import STATE_COLUMNS, AgentSession
+from sessions.models import BULKY_COLUMNS, AgentSession, SessionAccount
 
 
 def resource_of(session_id: str) -> str:
@@ -26,7 +26,7 @@ def lock_session(
     """
     queryset = AgentSession.objects.select_for_update()
     if not with_state:
-        queryset = queryset.defer(*STATE_COLUMNS)
+        queryset = queryset.defer(*BULKY_COLUMNS)
     try:
         session = queryset.get(pk=session_id)
     except AgentSession.DoesNotExist:
@@ -65,3 +65,16 @@ def save_session(
 
 def invalidate_on_commit(session_id: str, version: int) -> None:
     transaction.on_commit(lambda: session_cache().invalidate(session_id, version))
+
+
+def accounts_index(session_id: str, account_ids: list[str]) -> None:
+    """Make SessionAccount say exactly ``account_ids`` for the session (call inside the
+    transaction that changed them)."""
+    SessionAccount.objects.filter(session_id=session_id).exclude(
+        account_id__in=account_ids
+    ).delete()
+    SessionAccount.objects.bulk_create(
+        [SessionAccount(session_id=session_id, account_id=account) for account in account_ids],
+        batch_size=5000,
+        ignore_conflicts=True,
+    )

@@ -11,7 +11,7 @@ from audit.services import SYSTEM_ACTOR
 from sessions import conf
 from sessions.exceptions import SessionNotRunning
 from sessions.models import AgentSession, SessionCheckpoint, SessionStatus
-from sessions.services._write import lock_session, save_session
+from sessions.services._write import accounts_index, lock_session, save_session
 from sessions.services.lifecycle import apply_transition
 from sessions.state import SessionContext
 from sessions.transitions import SessionAction
@@ -39,6 +39,8 @@ def session_checkpoint(
         )
         context.checkpoint_timestamp = now
         session.context = context.dump()
+        if context.account_ids != session.account_ids:
+            accounts_index(session_id, context.account_ids)
         session.account_ids = context.account_ids
         session.owner_id = context.owner_id or ""
         session.last_checkpoint_sequence += 1
@@ -105,6 +107,9 @@ def session_recover(
         if newest is not None:
             with connection.cursor() as cursor:
                 cursor.execute(_RESTORE_SQL, [newest["sequence"], session_id])
+                restored = cursor.fetchone()
+            if restored is not None and restored[0]:  # rare: accounts changed since then
+                accounts_index(session_id, restored[1])
     # Context and metrics stay deferred on ``session``: they load from the restored row.
     return session
 
@@ -119,4 +124,10 @@ UPDATE agent_session AS s
        owner_id = COALESCE(c.context ->> 'owner_id', '')
   FROM agent_session_checkpoint AS c
  WHERE c.session_id = s.session_id AND c.sequence = %s AND s.session_id = %s
+   -- Usually nothing changed since the checkpoint (batches checkpoint as they record):
+   -- then no new row version is written, and no index entry for a megabyte of context.
+   AND (s.context IS DISTINCT FROM c.context OR s.metrics IS DISTINCT FROM c.metrics)
+RETURNING s.account_ids IS DISTINCT FROM
+          (SELECT old.account_ids FROM agent_session AS old WHERE old.session_id = s.session_id),
+          s.account_ids
 """

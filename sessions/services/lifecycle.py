@@ -15,7 +15,7 @@ from audit.services import SYSTEM_ACTOR, audit_event_record
 from sessions.exceptions import InvalidSessionId, InvalidSessionState, SessionAlreadyExists
 from sessions.metrics import observe_session_end
 from sessions.models import TERMINAL_STATUSES, AgentSession, SessionStatus, SessionType
-from sessions.services._write import lock_session, resource_of, save_session
+from sessions.services._write import accounts_index, lock_session, resource_of, save_session
 from sessions.signals import session_transitioned
 from sessions.state import SessionContext, SessionMetrics
 from sessions.summary import session_summary_compute
@@ -83,6 +83,7 @@ def session_create(
                 session.save(force_insert=True)
         except IntegrityError:
             raise SessionAlreadyExists(session_id) from None
+        accounts_index(session_id, session.account_ids)
         audit_event_record(
             event_type=AuditEventType.SESSION_LIFECYCLE,
             action="create",

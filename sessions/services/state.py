@@ -11,7 +11,7 @@ from audit.models import AuditEventType
 from audit.services import SYSTEM_ACTOR
 from sessions.exceptions import SessionNotFound, SessionNotRunning
 from sessions.models import TERMINAL_STATUSES, AgentSession, SessionStatus
-from sessions.services._write import lock_session, save_session
+from sessions.services._write import accounts_index, lock_session, save_session
 from sessions.state import SessionContext, SessionMetrics
 
 
@@ -34,6 +34,8 @@ def session_update_context(
         _refuse_if_finished(session, "update_context")
         context = SessionContext.load(session.context).merge(changes, increments)
         session.context = context.dump()
+        if context.account_ids != session.account_ids:
+            accounts_index(session_id, context.account_ids)
         session.account_ids = context.account_ids
         session.owner_id = context.owner_id or ""
         return save_session(

@@ -9,15 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness import scripts
 from tests.processes import child_database_url
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
-# Modules under bench/ that are plumbing, not benchmarks.
-NOT_SCRIPTS = {"__init__", "harness", "runners", "stock_beat"}
 OWN_TESTS = {p.stem.removeprefix("test_") for p in Path(__file__).parent.glob("test_*.py")}
-SCRIPTS = sorted(
-    p.stem for p in BENCH.glob("*.py") if p.stem not in NOT_SCRIPTS and p.stem not in OWN_TESTS
-)
+SCRIPTS = [script for script in scripts() if script not in OWN_TESTS]
 
 
 @pytest.mark.slow

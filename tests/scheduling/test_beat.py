@@ -61,8 +61,9 @@ def test_a_review_fires_at_its_time_and_its_run_and_session_are_right(celery_pro
 def test_beat_killed_after_preparing_a_run_and_restarted_after_its_time_runs_it_once(
     celery_processes,
 ):
-    review = _interval_review_due_in(6)
     first = celery_processes.beat()
+    first.wait_for_log("Beat leadership acquired")
+    review = _interval_review_due_in(6)  # within the dispatch lead: prepared at once
     prepared = wait_for(lambda: _runs(review), timeout=20, what="the run prepared ahead")
     assert prepared[0].enqueued_at is None
     first.kill()  # dies before the due time, with the run in the outbox
@@ -77,10 +78,10 @@ def test_beat_killed_after_preparing_a_run_and_restarted_after_its_time_runs_it_
 
 
 def test_beat_dead_when_a_run_comes_due_catches_it_up_once(celery_processes):
-    review = _interval_review_due_in(4)
     first = celery_processes.beat(SCHEDULING_DISPATCH_LEAD_SECONDS="0")
     first.wait_for_log("Beat leadership acquired")
-    first.kill()
+    review = _interval_review_due_in(4)
+    first.kill()  # before the review is due
 
     wait_for(lambda: timezone.now() > review.starts_at + timedelta(seconds=2), timeout=20)
     assert _runs(review) == []  # nothing dispatched while no beat ran

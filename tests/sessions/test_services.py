@@ -13,8 +13,19 @@ from sessions.exceptions import (
     SessionNotRunning,
     VersionConflict,
 )
-from sessions.models import AgentSession, SessionCheckpoint, SessionStatus, SessionType
-from sessions.selectors import session_checkpoints, sessions_list_active
+from sessions.models import (
+    AgentSession,
+    SessionAccount,
+    SessionCheckpoint,
+    SessionStatus,
+    SessionType,
+)
+from sessions.selectors import (
+    session_checkpoints,
+    sessions_list,
+    sessions_list_active,
+    sessions_with_context,
+)
 from sessions.state import SessionContext, SessionMetrics
 from tests.factories import make_session
 
@@ -325,3 +336,41 @@ def test_list_active_holds_running_and_paused_sessions_only():
     )
     assert active == {made["running"].session_id, made["paused"].session_id}
     assert sessions_list_active().count() == 3
+
+
+class TestAccountIndex:
+    def _indexed(self, session_id: str) -> set[str]:
+        return set(
+            SessionAccount.objects.filter(session_id=session_id).values_list(
+                "account_id", flat=True
+            )
+        )
+
+    def test_accounts_are_indexed_at_creation_and_follow_changes(self):
+        session = make_session("running", account_ids=["a", "b"])
+        assert self._indexed(session.session_id) == {"a", "b"}
+        services.session_update_context(session.session_id, changes={"account_ids": ["b", "c"]})
+        assert self._indexed(session.session_id) == {"b", "c"}
+
+    def test_recovery_restores_the_accounts_of_the_checkpoint(self):
+        session = make_session("running", account_ids=["a", "b"])
+        services.session_checkpoint(session.session_id)
+        services.session_update_context(session.session_id, changes={"account_ids": ["z"]})
+        services.session_interrupt(session.session_id)
+        services.session_recover(session.session_id)
+        assert AgentSession.objects.get(pk=session.session_id).account_ids == ["a", "b"]
+        assert self._indexed(session.session_id) == {"a", "b"}
+
+    def test_sessions_of_an_account_are_found_through_the_index(self):
+        wanted = make_session("running", account_ids=["acct_9", "acct_1"])
+        make_session("running", account_ids=["acct_2"])
+        page = sessions_list(account_id="acct_9")
+        assert [s.session_id for s in page.items] == [wanted.session_id]
+
+
+def test_context_containment_search_ignores_the_account_sets():
+    tagged = make_session("running", context={"metadata": {"region": "emea"}})
+    make_session("running", context={"metadata": {"region": "apac"}})
+    found = sessions_with_context({"metadata": {"region": "emea"}})
+    assert list(found.values_list("session_id", flat=True)) == [tagged.session_id]
+    assert not sessions_with_context({"account_ids": ["acct_1"]}).exists()
