@@ -23,7 +23,8 @@ class SchedulePriority(models.TextChoices):
     LOW = "low"
 
 
-# Celery message priority on Redis: 0 is served first.
+# Celery message priority on Redis, where 0 is served first. RabbitMQ serves the highest
+# number first: scheduling.publishing turns these round for it.
 PRIORITY_MESSAGE_LEVEL = {
     SchedulePriority.CRITICAL: 0,
     SchedulePriority.HIGH: 3,

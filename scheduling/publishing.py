@@ -70,23 +70,35 @@ def _task_message(task: str, task_id: str, arg: str) -> Any:
     )
 
 
-def _publish_with_kombu(messages: list[RunMessage], queue: str) -> int:
+def _publish_with_kombu(messages: list[RunMessage], queue: str, *, connection: Any = None) -> int:
     from sergas.celery import app
 
-    with app.producer_or_acquire() as producer, producer.batch(max_size=1000):
-        for message in messages:
-            task_message = _task_message(message.task, message.task_id, message.execution_id)
-            producer.publish(
-                task_message.body,
-                exchange="",
-                routing_key=queue,
-                headers=task_message.headers,
-                priority=PRIORITY_MESSAGE_LEVEL[message.priority],
-                serializer="json",
-                retry=True,
-                **task_message.properties,
-            )
+    with app.producer_or_acquire(
+        app.amqp.Producer(connection.default_channel) if connection is not None else None
+    ) as producer:
+        # Through the default exchange a message to a queue nobody declared yet would be
+        # dropped (AMQP): declare it as Celery's workers do (with x-max-priority).
+        app.amqp.queues.select_add(queue)(producer.channel).declare()
+        with producer.batch(max_size=1000):
+            _publish_each(producer, messages, queue)
     return len(messages)
+
+
+def _publish_each(producer: Any, messages: list[RunMessage], queue: str) -> None:
+    for message in messages:
+        task_message = _task_message(message.task, message.task_id, message.execution_id)
+        producer.publish(
+            task_message.body,
+            exchange="",
+            routing_key=queue,
+            headers=task_message.headers,
+            # AMQP serves the highest priority first (queues declared with
+            # x-max-priority, CELERY_TASK_QUEUE_MAX_PRIORITY); Redis the lowest.
+            priority=9 - PRIORITY_MESSAGE_LEVEL[message.priority],
+            serializer="json",
+            retry=True,
+            **task_message.properties,
+        )
 
 
 class _RedisRunPublisher:

@@ -127,6 +127,8 @@ CELERY_BROKER_URL = env.str(
     default=REDIS_URL.replace("unix://", "redis+socket://", 1),
 )
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_DEFAULT_QUEUE", default="celery")
+# RabbitMQ as the broker (CELERY_BROKER_URL=amqp://...): queues with message priorities.
+CELERY_TASK_QUEUE_MAX_PRIORITY = 10
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
