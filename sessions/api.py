@@ -66,7 +66,7 @@ def create_session(
 
     def create() -> tuple[int, Any]:
         session = services.session_create(**payload.dict(), actor=caller.actor)
-        return 201, SessionDetailOut.from_orm(session).model_dump(mode="json")
+        return 201, SessionDetailOut.model_validate(session).model_dump(mode="json")
 
     if idempotency_key is None:
         status, body = create()
@@ -208,7 +208,7 @@ def recover_session(
         actor=_caller(request).actor,
         expected_version=expected_version(if_match, payload),
     )
-    return session if include_state else SessionOut.from_orm(session)
+    return session if include_state else SessionOut.model_validate(session)
 
 
 @router.patch("/{session_id}/context", response=SessionOut, auth=write_access)
