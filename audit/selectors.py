@@ -1,11 +1,12 @@
 """Reads of the audit trail."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.fields.json import KT
+from django.db.models.functions import TruncHour
 
 from audit.models import AuditEvent
 from sergas.pagination import Page, keyset_page
@@ -70,3 +71,31 @@ def audit_session_event_counts(session_id: str, *, since: datetime) -> list[Even
         .order_by()
     )
     return [EventCount(**row) for row in rows]
+
+
+@dataclass(frozen=True)
+class ToolCallsHour:
+    hour: datetime
+    calls: int
+    errors: int
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.calls if self.calls else 0.0
+
+
+def audit_tool_calls_per_hour(*, since: datetime) -> list[ToolCallsHour]:
+    """Finished tool calls (``post_tool``) since ``since`` per UTC hour, and how many of
+    them reported an error (on the (event_type, timestamp) index, pruned to the range)."""
+    rows = (
+        AuditEvent.objects.filter(event_type="tool", action="post_tool", timestamp__gte=since)
+        .annotate(hour=TruncHour("timestamp", tzinfo=UTC))
+        .order_by()
+        .values("hour")
+        .annotate(
+            calls=Count("event_id"),
+            errors=Count("event_id", filter=Q(metadata__has_key="error_type")),
+        )
+        .order_by("hour")
+    )
+    return [ToolCallsHour(**row) for row in rows]

@@ -1,40 +1,17 @@
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import QuerySet
-from django.forms.models import model_to_dict
 from django.http import HttpRequest
 
 from scheduling import services
-from scheduling.exceptions import InvalidSchedule
+from scheduling.forms import ScheduledReviewForm
 from scheduling.models import ScheduledReview, ScheduleExecution
 from sergas.errors import DomainError
 
 
 def _actor(request: HttpRequest) -> str:
     return f"staff:{request.user.get_username()}"
-
-
-class ScheduledReviewForm(forms.ModelForm):
-    """Validated by the same rules as the services and the API."""
-
-    class Meta:
-        model = ScheduledReview
-        fields = list(services.EDITABLE_FIELDS)
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        candidate = ScheduledReview(
-            **{**model_to_dict(self.instance, fields=self.Meta.fields), **cleaned}
-        )
-        try:
-            services.review_validate(candidate)
-        except InvalidSchedule as exc:
-            field = exc.field if exc.field in self.fields else NON_FIELD_ERRORS
-            raise ValidationError({field: exc.detail}) from None
-        return cleaned
 
 
 def _each(
@@ -90,18 +67,12 @@ class ScheduledReviewAdmin(admin.ModelAdmin):
     actions = [trigger_reviews, pause_reviews, resume_reviews]
 
     def save_model(
-        self, request: HttpRequest, obj: ScheduledReview, form: forms.ModelForm, change: bool
+        self, request: HttpRequest, obj: ScheduledReview, form: ScheduledReviewForm, change: bool
     ) -> None:
         if change:
-            changes = {name: form.cleaned_data[name] for name in form.changed_data}
-            saved = services.review_update(obj.pk, changes=changes, actor=_actor(request))
+            saved = services.review_update(obj.pk, changes=form.changes(), actor=_actor(request))
         else:
-            fields = {
-                name: form.cleaned_data[name]
-                for name in services.EDITABLE_FIELDS
-                if name in form.cleaned_data
-            }
-            saved = services.review_create(actor=_actor(request), **fields)
+            saved = services.review_create(actor=_actor(request), **form.fields_to_create())
         obj.pk = saved.pk
 
     def delete_model(self, request: HttpRequest, obj: ScheduledReview) -> None:
