@@ -17,6 +17,7 @@ from scheduling.exceptions import InvalidTimezone
 from scheduling.forms import ScheduledReviewForm
 from scheduling.models import ExecutionStatus, SchedulePriority, ScheduleType
 from scheduling.recurrence import zone
+from scheduling.services import EDITABLE_FIELDS
 from sessions.models import SessionStatus, SessionType
 
 # Without a start, the audit explorer searches the last week (as the API does): a bounded
@@ -221,6 +222,8 @@ class ReviewForm(ScheduledReviewForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Validation writes the new values into the instance: keep the old ones to compare.
+        self._original = {name: getattr(self.instance, name) for name in EDITABLE_FIELDS}
         tz = zone(self.instance.timezone or "UTC")
         for name in self.LOCAL_DATETIMES:
             value = self.initial.get(name)
@@ -243,7 +246,20 @@ class ReviewForm(ScheduledReviewForm):
         return super().clean()
 
     def changes(self) -> dict[str, Any]:
-        changes = super().changes()
+        """The fields whose value differs from the review's. Date-times are compared to
+        the minute, the precision of the browser's input."""
+        changes = {}
+        for name in EDITABLE_FIELDS:
+            if name not in self.cleaned_data:
+                continue
+            new, old = self.cleaned_data[name], self._original[name]
+            if isinstance(new, datetime) and isinstance(old, datetime):
+                old = old.replace(second=0, microsecond=0)
+                new = new.replace(second=0, microsecond=0)
+                if new == old:
+                    continue
+            if new != old:
+                changes[name] = self.cleaned_data[name]
         if "timezone" in changes:  # the same wall time now means another instant
             for name in self.LOCAL_DATETIMES:
                 if self.cleaned_data.get(name) is not None:

@@ -128,7 +128,7 @@ def schedule_control(request: HttpRequest, review_id: int, action: str) -> HttpR
     if action == "delete" and not request.user.has_perm(DELETE_REVIEWS):
         raise PermissionDenied(NO_ACCESS)
     review = _review_or_404(review_id)
-    form = PauseNoteForm(request.POST or None)
+    form = PauseNoteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         actor = staff_actor(request)
         calls = {
@@ -169,7 +169,7 @@ def schedule_control(request: HttpRequest, review_id: int, action: str) -> HttpR
 
 @staff_view(ADD_REVIEWS)
 def schedule_create(request: HttpRequest) -> HttpResponse:
-    form = ReviewForm(request.POST or None)
+    form = ReviewForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         done, review = perform(
             request,
@@ -188,7 +188,7 @@ def schedule_create(request: HttpRequest) -> HttpResponse:
 @staff_view(CONTROL_REVIEWS)
 def schedule_edit(request: HttpRequest, review_id: int) -> HttpResponse:
     review = _review_or_404(review_id)
-    form = ReviewForm(request.POST or None, instance=review)
+    form = ReviewForm(request.POST if request.method == "POST" else None, instance=review)
     if request.method == "POST" and form.is_valid():
         changes = form.changes()
         if not changes:

@@ -134,7 +134,7 @@ def session_control(request: HttpRequest, session_id: str, action: str) -> HttpR
     if control is None:
         raise Http404(f"There is no '{action}' control.")
     session = _session_or_404(session_id)
-    form = ReasonForm(request.POST or None)
+    form = ReasonForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         perform(
             request,
