@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from agents.models import AgentToken
+from agents.models import AgentToken, IdempotencyRecord
 from agents.services import agent_token_revoke
 
 
@@ -32,6 +32,28 @@ class AgentTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(admin.ModelAdmin):
+    """Stored answers of ``Idempotency-Key`` requests, read-only; pruned by beat."""
+
+    list_display = ["key", "token", "status_code", "created_at"]
+    list_filter = ["status_code", "created_at"]
+    search_fields = ["=key", "=token__prefix", "=token__name"]
+    list_select_related = ["token"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    readonly_fields = [field.name for field in IdempotencyRecord._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

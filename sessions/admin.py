@@ -6,7 +6,7 @@ from django.utils.html import format_html
 
 from sergas.errors import DomainError
 from sessions import services
-from sessions.models import AgentSession, SessionCheckpoint
+from sessions.models import STATE_COLUMNS, AgentSession, SessionCheckpoint
 
 
 def _staff_actor(request: HttpRequest) -> str:
@@ -67,6 +67,36 @@ class SessionCheckpointInline(admin.TabularInline):
     ordering = ["-sequence"]
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(SessionCheckpoint)
+class SessionCheckpointAdmin(admin.ModelAdmin):
+    """Checkpoints, read-only: written by ``session_checkpoint``, restored by recovery."""
+
+    list_display = ["session", "sequence", "status", "size_bytes", "created_at"]
+    list_filter = ["status", "created_at"]
+    search_fields = ["=session__session_id"]
+    list_select_related = ["session"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    readonly_fields = [field.name for field in SessionCheckpoint._meta.fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SessionCheckpoint]:
+        # A context may be a megabyte: loaded only when a checkpoint's page shows it.
+        return (
+            super()
+            .get_queryset(request)
+            .defer(*STATE_COLUMNS, *(f"session__{name}" for name in STATE_COLUMNS))
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
 
