@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -52,6 +53,26 @@ def setup_django(settings_module: str = "sergas.settings.base") -> None:
     import django
 
     django.setup()
+
+
+def fresh_database(suffix: str) -> str:
+    """Drop and create ``<DATABASE_URL name>_bench_<suffix>`` and point ``DATABASE_URL``
+    (and Django's settings module, unless set) at it, so a benchmark starts clean and
+    never touches the database it was given. Returns the new URL."""
+    import psycopg
+
+    url = urlsplit(os.environ["DATABASE_URL"])
+    name = f"{url.path.lstrip('/') or 'sergas'}_bench_{suffix}"
+    admin = urlunsplit(url._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
+        )
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = urlunsplit(url._replace(path=f"/{name}"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sergas.settings.base")
+    return os.environ["DATABASE_URL"]
 
 
 def percentile(samples: Sequence[float], fraction: float) -> float:

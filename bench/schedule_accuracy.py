@@ -25,12 +25,11 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Figure, parser, percentile, report  # noqa: E402
+from bench.harness import Figure, fresh_database, parser, percentile, report  # noqa: E402
 
 BENCH_ENV = {
     "SCHEDULING_REVIEW_QUEUE": "bench-reviews",
@@ -40,26 +39,6 @@ BENCH_ENV = {
     "SCHEDULING_DISPATCH_POLL_SECONDS": "0.25",
 }
 STOCK_QUEUE = "bench-stock"
-
-
-def _bench_database_url() -> str:
-    url = urlsplit(os.environ["DATABASE_URL"])
-    name = url.path.lstrip("/") or "sergas"
-    return urlunsplit(url._replace(path=f"/{name}_bench_schedule"))
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
-        )
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def _spawn(*args: str, log: Path) -> subprocess.Popen[bytes]:
@@ -329,11 +308,8 @@ def main() -> None:
     ]
     observe = options.observe_seconds or (20.0 if options.quick else 90.0)
 
-    url = _bench_database_url()
-    _recreate_database(url)
-    os.environ["DATABASE_URL"] = url
+    fresh_database("schedule")
     os.environ.update(BENCH_ENV)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sergas.settings.base")
     import django
 
     django.setup()
