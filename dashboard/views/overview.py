@@ -10,12 +10,14 @@ from sessions.models import SessionStatus
 
 @staff_view(VIEW_SESSIONS)
 def overview(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
     return render(
         request,
         "dashboard/overview.html",
         {
             "section": "overview",
-            "overview": overview_build(timezone.now()),
+            "now": now,
+            "overview": overview_build(now),
             "statuses": SessionStatus.values,
             "active": active_sessions(),
             "refresh_seconds": conf.refresh_seconds(),
