@@ -4,6 +4,7 @@ from django.http import HttpRequest
 
 from agents.models import AgentToken, IdempotencyRecord
 from agents.services import agent_token_revoke
+from sergas.admin import ReadOnlyModelAdmin
 
 
 @admin.action(description="Revoke selected tokens", permissions=["change"])
@@ -38,7 +39,7 @@ class AgentTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(ReadOnlyModelAdmin):
     """Stored answers of ``Idempotency-Key`` requests, read-only; pruned by beat."""
 
     list_display = ["key", "token", "status_code", "created_at"]
@@ -46,14 +47,3 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
     search_fields = ["=key", "=token__prefix", "=token__name"]
     list_select_related = ["token"]
     date_hierarchy = "created_at"
-    show_full_result_count = False
-    readonly_fields = [field.name for field in IdempotencyRecord._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False

@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from scheduling import services
 from scheduling.forms import ScheduledReviewForm
 from scheduling.models import ScheduledReview, ScheduleExecution
+from sergas.admin import ReadOnlyModelAdmin
 from sergas.errors import DomainError
 
 
@@ -84,7 +85,7 @@ class ScheduledReviewAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScheduleExecution)
-class ScheduleExecutionAdmin(admin.ModelAdmin):
+class ScheduleExecutionAdmin(ReadOnlyModelAdmin):
     """Run history, read-only."""
 
     list_display = [
@@ -100,14 +101,3 @@ class ScheduleExecutionAdmin(admin.ModelAdmin):
     list_filter = ["status", "trigger", "priority"]
     search_fields = ["review_name", "=session__session_id"]
     date_hierarchy = "nominal_time"
-    readonly_fields = [field.name for field in ScheduleExecution._meta.fields]
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False

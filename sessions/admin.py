@@ -4,6 +4,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from sergas.admin import ReadOnlyModelAdmin
 from sergas.errors import DomainError
 from sessions import services
 from sessions.models import STATE_COLUMNS, AgentSession, SessionCheckpoint
@@ -71,7 +72,7 @@ class SessionCheckpointInline(admin.TabularInline):
 
 
 @admin.register(SessionCheckpoint)
-class SessionCheckpointAdmin(admin.ModelAdmin):
+class SessionCheckpointAdmin(ReadOnlyModelAdmin):
     """Checkpoints, read-only: written by ``session_checkpoint``, restored by recovery."""
 
     list_display = ["session", "sequence", "status", "size_bytes", "created_at"]
@@ -79,8 +80,6 @@ class SessionCheckpointAdmin(admin.ModelAdmin):
     search_fields = ["=session__session_id"]
     list_select_related = ["session"]
     date_hierarchy = "created_at"
-    show_full_result_count = False
-    readonly_fields = [field.name for field in SessionCheckpoint._meta.fields]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SessionCheckpoint]:
         # A context may be a megabyte: loaded only when a checkpoint's page shows it.
@@ -89,15 +88,6 @@ class SessionCheckpointAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .defer(*STATE_COLUMNS, *(f"session__{name}" for name in STATE_COLUMNS))
         )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(AgentSession)
