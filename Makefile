@@ -28,7 +28,7 @@ serve:
 	$(PY) manage.py maintain_audit_partitions
 	$(PY) manage.py seed_demo
 	@echo ""
-	@echo "  Sergas is starting at http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
+	@echo "  Sergas is starting at http://$(HOST):$(PORT)/  (the dashboard; admin: http://$(HOST):$(PORT)/admin/)"
 	@echo "  Health: http://$(HOST):$(PORT)/healthz   Metrics: http://$(HOST):$(PORT)/metrics"
 	@echo "  Press Ctrl-C to stop web, worker, beat and the embedded servers."
 	@echo ""

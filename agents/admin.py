@@ -2,8 +2,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from agents.models import AgentToken
+from agents.models import AgentToken, IdempotencyRecord
 from agents.services import agent_token_revoke
+from sergas.admin import ReadOnlyModelAdmin
 
 
 @admin.action(description="Revoke selected tokens", permissions=["change"])
@@ -35,3 +36,14 @@ class AgentTokenAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(ReadOnlyModelAdmin):
+    """Stored answers of ``Idempotency-Key`` requests, read-only; pruned by beat."""
+
+    list_display = ["key", "token", "status_code", "created_at"]
+    list_filter = ["status_code", "created_at"]
+    search_fields = ["=key", "=token__prefix", "=token__name"]
+    list_select_related = ["token"]
+    date_hierarchy = "created_at"

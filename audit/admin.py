@@ -1,24 +1,9 @@
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from audit.models import AuditArchive, AuditEventRecord, AuditSeal
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """No add, change or delete, whatever the user's rights: the database refuses them
-    anyway (append-only triggers); the admin does not offer them."""
-
-    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+from sergas.admin import ReadOnlyModelAdmin as ReadOnlyAdmin  # the database refuses edits too
 
 
 @admin.register(AuditEventRecord)
@@ -46,11 +31,13 @@ class AuditSealAdmin(ReadOnlyAdmin):
     """The seal chain: each seal lists the events of a range of transactions."""
 
     list_display = ["number", "sealed_at", "event_count", "first_timestamp", "last_timestamp"]
+    list_filter = ["sealed_at"]
+    search_fields = ["=number"]
     date_hierarchy = "sealed_at"
     show_full_result_count = False
     exclude = ["previous_hash", "hash", "members_digest", "members"]
 
-    def get_queryset(self, request: HttpRequest):  # noqa: ANN201
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditSeal]:
         return super().get_queryset(request).defer("members")
 
     def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
@@ -72,3 +59,5 @@ class AuditArchiveAdmin(ReadOnlyAdmin):
     """Partitions retention archived and dropped, and where their archives are."""
 
     list_display = ["partition", "event_count", "path", "dropped_at"]
+    list_filter = ["dropped_at"]
+    search_fields = ["partition", "sha256"]

@@ -1,13 +1,14 @@
 """Reads of the audit trail."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from django.db.models import BooleanField, Count, QuerySet
+from django.db.models import BooleanField, Count, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KT
+from django.db.models.functions import TruncHour
 
 from audit.exceptions import (
     INVALID_CURSOR,
@@ -146,3 +147,31 @@ def audit_seal_head() -> AuditSeal | None:
 def audit_events_count(*, start: datetime | None = None, end: datetime | None = None) -> int:
     """How many events lie in ``[start, end)``: the total of a verification's progress."""
     return audit_events_query(start=start, end=end).count()
+
+
+@dataclass(frozen=True)
+class ToolCallsHour:
+    hour: datetime
+    calls: int
+    errors: int
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.calls if self.calls else 0.0
+
+
+def audit_tool_calls_per_hour(*, since: datetime) -> list[ToolCallsHour]:
+    """Finished tool calls (``post_tool``) since ``since`` per UTC hour, and how many of
+    them reported an error (on the (event_type, timestamp) index, pruned to the range)."""
+    rows = (
+        AuditEvent.objects.filter(event_type="tool", action="post_tool", timestamp__gte=since)
+        .annotate(hour=TruncHour("timestamp", tzinfo=UTC))
+        .order_by()
+        .values("hour")
+        .annotate(
+            calls=Count("event_id"),
+            errors=Count("event_id", filter=Q(metadata__has_key="error_type")),
+        )
+        .order_by("hour")
+    )
+    return [ToolCallsHour(**row) for row in rows]

@@ -134,6 +134,7 @@ def use_fresh_database(suffix: str) -> str:
         connection.execute(f'CREATE DATABASE "{name}"')
     fresh = urlunsplit(url._replace(path=f"/{name}"))
     os.environ["DATABASE_URL"] = fresh
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sergas.settings.base")
     return fresh
 
 

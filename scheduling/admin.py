@@ -1,40 +1,18 @@
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import QuerySet
-from django.forms.models import model_to_dict
 from django.http import HttpRequest
 
 from scheduling import services
-from scheduling.exceptions import InvalidSchedule
-from scheduling.models import ScheduledReview, ScheduleExecution
+from scheduling.forms import ScheduledReviewForm
+from scheduling.models import RunBatch, ScheduledReview, ScheduleExecution
+from sergas.admin import ReadOnlyModelAdmin
 from sergas.errors import DomainError
 
 
 def _actor(request: HttpRequest) -> str:
     return f"staff:{request.user.get_username()}"
-
-
-class ScheduledReviewForm(forms.ModelForm):
-    """Validated by the same rules as the services and the API."""
-
-    class Meta:
-        model = ScheduledReview
-        fields = list(services.EDITABLE_FIELDS)
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        candidate = ScheduledReview(
-            **{**model_to_dict(self.instance, fields=self.Meta.fields), **cleaned}
-        )
-        try:
-            services.review_validate(candidate)
-        except InvalidSchedule as exc:
-            field = exc.field if exc.field in self.fields else NON_FIELD_ERRORS
-            raise ValidationError({field: exc.detail}) from None
-        return cleaned
 
 
 def _each(
@@ -90,18 +68,12 @@ class ScheduledReviewAdmin(admin.ModelAdmin):
     actions = [trigger_reviews, pause_reviews, resume_reviews]
 
     def save_model(
-        self, request: HttpRequest, obj: ScheduledReview, form: forms.ModelForm, change: bool
+        self, request: HttpRequest, obj: ScheduledReview, form: ScheduledReviewForm, change: bool
     ) -> None:
         if change:
-            changes = {name: form.cleaned_data[name] for name in form.changed_data}
-            saved = services.review_update(obj.pk, changes=changes, actor=_actor(request))
+            saved = services.review_update(obj.pk, changes=form.changes(), actor=_actor(request))
         else:
-            fields = {
-                name: form.cleaned_data[name]
-                for name in services.EDITABLE_FIELDS
-                if name in form.cleaned_data
-            }
-            saved = services.review_create(actor=_actor(request), **fields)
+            saved = services.review_create(actor=_actor(request), **form.fields_to_create())
         obj.pk = saved.pk
 
     def delete_model(self, request: HttpRequest, obj: ScheduledReview) -> None:
@@ -113,7 +85,7 @@ class ScheduledReviewAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScheduleExecution)
-class ScheduleExecutionAdmin(admin.ModelAdmin):
+class ScheduleExecutionAdmin(ReadOnlyModelAdmin):
     """Run history, read-only."""
 
     list_display = [
@@ -129,14 +101,13 @@ class ScheduleExecutionAdmin(admin.ModelAdmin):
     list_filter = ["status", "trigger", "priority"]
     search_fields = ["review_name", "=session__session_id"]
     date_hierarchy = "nominal_time"
-    readonly_fields = [field.name for field in ScheduleExecution._meta.fields]
-    show_full_result_count = False
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+@admin.register(RunBatch)
+class RunBatchAdmin(ReadOnlyModelAdmin):
+    """The batches of runs (fan-out), read-only: claimed and recorded by the workers."""
 
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+    list_display = ["execution", "index", "status", "attempts", "started_at", "finished_at"]
+    list_filter = ["status"]
+    search_fields = ["=execution__id"]
+    list_select_related = ["execution"]

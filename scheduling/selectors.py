@@ -1,12 +1,14 @@
 """Reads of the scheduling domain."""
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from django.db.models import QuerySet
+from django.db.models import Aggregate, Count, FloatField, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from scheduling.models import ScheduledReview, ScheduleExecution
+from scheduling.models import ExecutionStatus, ScheduledReview, ScheduleExecution
 from scheduling.recurrence import Recurrence
 from sergas.pagination import Page, keyset_page
 
@@ -18,13 +20,38 @@ def review_get(review_id: int) -> ScheduledReview | None:
     return ScheduledReview.objects.filter(pk=review_id).first()
 
 
-def reviews_list(*, owner_id: str | None = None, enabled: bool | None = None) -> QuerySet:
+def reviews_list(
+    *,
+    owner_id: str | None = None,
+    enabled: bool | None = None,
+    name_contains: str | None = None,
+    schedule_type: str | None = None,
+    priority: str | None = None,
+) -> QuerySet:
     queryset = ScheduledReview.objects.all()
     if owner_id:
         queryset = queryset.filter(owner_id=owner_id)
     if enabled is not None:
         queryset = queryset.filter(enabled=enabled)
+    if name_contains:
+        queryset = queryset.filter(name__icontains=name_contains)
+    if schedule_type:
+        queryset = queryset.filter(schedule_type=schedule_type)
+    if priority:
+        queryset = queryset.filter(priority=priority)
     return queryset.order_by("name", "pk")
+
+
+def reviews_with_last_run(queryset: QuerySet[ScheduledReview]) -> QuerySet[ScheduledReview]:
+    """Annotate each review with its latest run's status and nominal time (one subquery
+    on the (review, -nominal_time) index per row, in the same statement)."""
+    latest = ScheduleExecution.objects.filter(review=OuterRef("pk")).order_by(
+        "-nominal_time", "-attempt"
+    )
+    return queryset.annotate(
+        last_run_status=Subquery(latest.values("status")[:1]),
+        last_run_nominal_time=Subquery(latest.values("nominal_time")[:1]),
+    )
 
 
 def review_next_runs(
@@ -41,19 +68,32 @@ def review_executions(review_id: int) -> QuerySet[ScheduleExecution]:
     )
 
 
+def execution_of_session(session_id: str) -> ScheduleExecution | None:
+    """The run a session belongs to, if a schedule started it."""
+    return ScheduleExecution.objects.filter(session_id=session_id).order_by("-created_at").first()
+
+
 def reviews_page(
     *,
     owner_id: str | None = None,
     enabled: bool | None = None,
+    name_contains: str | None = None,
+    schedule_type: str | None = None,
+    priority: str | None = None,
+    with_last_run: bool = False,
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page[ScheduledReview]:
-    return keyset_page(
-        reviews_list(owner_id=owner_id, enabled=enabled),
-        ordering=REVIEW_ORDERING,
-        cursor=cursor,
-        limit=limit,
+    queryset = reviews_list(
+        owner_id=owner_id,
+        enabled=enabled,
+        name_contains=name_contains,
+        schedule_type=schedule_type,
+        priority=priority,
     )
+    if with_last_run:
+        queryset = reviews_with_last_run(queryset)
+    return keyset_page(queryset, ordering=REVIEW_ORDERING, cursor=cursor, limit=limit)
 
 
 def executions_page(
@@ -70,3 +110,93 @@ def executions_page(
     if statuses:
         queryset = queryset.filter(status__in=statuses)
     return keyset_page(queryset, ordering=EXECUTION_ORDERING, cursor=cursor, limit=limit)
+
+
+# --- dashboard aggregates ------------------------------------------------------------------
+
+# Runs an operator should look at: they did not run, or not as planned.
+ATTENTION_STATUSES = (
+    ExecutionStatus.FAILED,
+    ExecutionStatus.RETRYING,
+    ExecutionStatus.SKIPPED_OVERLAP,
+    ExecutionStatus.MISSED,
+)
+# Runs a worker started (they have a start lag).
+STARTED_STATUSES = (
+    ExecutionStatus.RUNNING,
+    ExecutionStatus.SUCCEEDED,
+    ExecutionStatus.FAILED,
+    ExecutionStatus.RETRYING,
+)
+
+
+def reviews_upcoming(*, limit: int = 8) -> QuerySet[ScheduledReview]:
+    """Enabled reviews by next run (the dispatcher's own partial index)."""
+    return ScheduledReview.objects.filter(enabled=True, next_run_at__isnull=False).order_by(
+        "next_run_at", "pk"
+    )[:limit]
+
+
+def reviews_count_by_state() -> dict[str, int]:
+    """``{"enabled": n, "paused": m}``."""
+    counts = ScheduledReview.objects.aggregate(
+        enabled_count=Count("pk", filter=Q(enabled=True)),
+        paused_count=Count("pk", filter=Q(enabled=False)),
+    )
+    return {"enabled": counts["enabled_count"], "paused": counts["paused_count"]}
+
+
+def executions_needing_attention(
+    *, since: datetime, late_after_ms: int, limit: int = 10
+) -> QuerySet[ScheduleExecution]:
+    """Runs due since ``since`` that failed, were skipped or missed, or started late
+    (both halves of the condition use the (status, nominal_time) index)."""
+    return (
+        ScheduleExecution.objects.filter(nominal_time__gte=since)
+        .filter(
+            Q(status__in=ATTENTION_STATUSES)
+            | Q(status__in=STARTED_STATUSES, start_lag_ms__gt=late_after_ms)
+        )
+        .order_by("-nominal_time", "-attempt")[:limit]
+    )
+
+
+class _Percentile(Aggregate):
+    """PostgreSQL's ``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: str, fraction: float) -> None:
+        super().__init__(expression, fraction=float(fraction))
+
+
+@dataclass(frozen=True)
+class LagBucket:
+    hour: datetime
+    runs: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: int
+
+
+def executions_start_lag_per_hour(*, since: datetime) -> list[LagBucket]:
+    """Start lag (nominal time to a worker starting the run) of the runs due since
+    ``since`` that started, per UTC hour of their nominal time: count, median, p95, max."""
+    rows = (
+        ScheduleExecution.objects.filter(
+            status__in=STARTED_STATUSES, nominal_time__gte=since, start_lag_ms__isnull=False
+        )
+        .annotate(hour=TruncHour("nominal_time", tzinfo=UTC))
+        .order_by()
+        .values("hour")
+        .annotate(
+            runs=Count("pk"),
+            p50_ms=_Percentile("start_lag_ms", 0.5),
+            p95_ms=_Percentile("start_lag_ms", 0.95),
+            max_ms=Max("start_lag_ms"),
+        )
+        .order_by("hour")
+    )
+    return [LagBucket(**row) for row in rows]

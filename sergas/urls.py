@@ -1,5 +1,7 @@
 from django.contrib import admin
-from django.urls import path
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from sergas.api import api
@@ -7,7 +9,19 @@ from sergas.health import healthz
 from sergas.metrics import metrics
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="dashboard:overview", permanent=False)),
+    path("dashboard/", include("dashboard.urls")),
+    # Staff only: the admin's form refuses accounts without is_staff.
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="dashboard/login.html",
+            authentication_form=AdminAuthenticationForm,
+            redirect_authenticated_user=True,
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
@@ -17,3 +31,4 @@ urlpatterns = [
 
 admin.site.site_header = "Sergas control plane"
 admin.site.site_title = "Sergas"
+admin.site.site_url = "/dashboard/"  # the admin's "View site" link

@@ -4,9 +4,16 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from sergas.admin import ReadOnlyModelAdmin
 from sergas.errors import DomainError
 from sessions import services
-from sessions.models import AgentSession, SessionCheckpoint
+from sessions.models import (
+    BULKY_COLUMNS,
+    STATE_COLUMNS,
+    AgentSession,
+    SessionAccount,
+    SessionCheckpoint,
+)
 
 
 def _staff_actor(request: HttpRequest) -> str:
@@ -68,6 +75,38 @@ class SessionCheckpointInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(SessionAccount)
+class SessionAccountAdmin(ReadOnlyModelAdmin):
+    """Which sessions review which account (kept by the session services)."""
+
+    list_display = ["account_id", "session"]
+    list_filter = ["session__status"]
+    search_fields = ["=account_id", "=session__session_id"]
+    list_select_related = ["session"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SessionAccount]:
+        return super().get_queryset(request).defer(*(f"session__{name}" for name in BULKY_COLUMNS))
+
+
+@admin.register(SessionCheckpoint)
+class SessionCheckpointAdmin(ReadOnlyModelAdmin):
+    """Checkpoints, read-only: written by ``session_checkpoint``, restored by recovery."""
+
+    list_display = ["session", "sequence", "status", "size_bytes", "created_at"]
+    list_filter = ["status", "created_at"]
+    search_fields = ["=session__session_id"]
+    list_select_related = ["session"]
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SessionCheckpoint]:
+        # A context may be a megabyte: loaded only when a checkpoint's page shows it.
+        return (
+            super()
+            .get_queryset(request)
+            .defer(*STATE_COLUMNS, *(f"session__{name}" for name in BULKY_COLUMNS))
+        )
 
 
 @admin.register(AgentSession)

@@ -1,10 +1,13 @@
 """Reads of agent sessions."""
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, F, Func, IntegerField, QuerySet, Value
+from django.db.models.fields.json import KT, KeyTransform
+from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.utils import timezone
 
 from sergas.pagination import Page, keyset_page
@@ -17,6 +20,7 @@ from sessions.models import (
     AgentSession,
     SessionAccount,
     SessionCheckpoint,
+    SessionStatus,
     searchable_context,
 )
 from sessions.state import SessionContext
@@ -54,6 +58,7 @@ def session_exists(session_id: str) -> bool:
 
 def sessions_list(
     *,
+    session_id: str | None = None,
     statuses: Sequence[str] = (),
     session_type: str | None = None,
     owner_id: str | None = None,
@@ -70,6 +75,8 @@ def sessions_list(
     ``account_id`` uses the SessionAccount index.
     """
     queryset = AgentSession.objects.defer(*BULKY_COLUMNS)
+    if session_id:
+        queryset = queryset.filter(session_id=session_id)
     if statuses:
         queryset = queryset.filter(status__in=statuses)
     if session_type:
@@ -125,4 +132,117 @@ def sessions_with_context(contains: dict[str, Any]) -> QuerySet[AgentSession]:
     context GIN index; the account sets are not searchable here (use account_id)."""
     return AgentSession.objects.alias(searchable=searchable_context()).filter(
         searchable__contains=contains
+    )
+
+
+# --- dashboard aggregates ------------------------------------------------------------------
+
+
+def sessions_count_by_status() -> dict[str, int]:
+    """How many sessions are in each status (every status present, zero or not)."""
+    counts = dict.fromkeys(SessionStatus.values, 0)
+    rows = AgentSession.objects.order_by().values_list("status").annotate(count=Count("pk"))
+    counts.update(dict(rows))
+    return counts
+
+
+@dataclass(frozen=True)
+class SessionProgress:
+    """An active session's progress, computed in PostgreSQL (the context stays there)."""
+
+    session_id: str
+    status: str
+    session_type: str
+    owner_id: str
+    started_at: datetime | None
+    last_heartbeat_at: datetime | None
+    current_batch: int
+    total_batches: int
+    account_count: int
+    processed_count: int
+    failed_count: int
+
+    @property
+    def done_count(self) -> int:
+        return self.processed_count + self.failed_count
+
+    @property
+    def percent(self) -> int:
+        if self.account_count:
+            return min(100, round(100 * self.done_count / self.account_count))
+        if self.total_batches:
+            return min(100, round(100 * self.current_batch / self.total_batches))
+        return 0
+
+
+def _context_int(key: str) -> Coalesce:
+    return Coalesce(Cast(KT(f"context__{key}"), IntegerField()), Value(0))
+
+
+def _context_set_size(key: str) -> Coalesce:
+    return Coalesce(
+        Func(KeyTransform(key, "context"), function="jsonb_array_length"),
+        Value(0),
+        output_field=IntegerField(),
+    )
+
+
+def _with_progress(queryset: QuerySet[AgentSession]) -> QuerySet:
+    return queryset.values(
+        "session_id",
+        "status",
+        "session_type",
+        "owner_id",
+        "started_at",
+        "last_heartbeat_at",
+        current_batch=_context_int("current_batch"),
+        total_batches=_context_int("total_batches"),
+        account_count=Func(F("account_ids"), function="cardinality"),
+        processed_count=_context_set_size("processed_accounts"),
+        failed_count=_context_set_size("failed_accounts"),
+    )
+
+
+def sessions_active_progress(*, limit: int = 20) -> list[SessionProgress]:
+    """Running and paused sessions, most recently started first, with batch and account
+    counts read out of the context by PostgreSQL."""
+    queryset = AgentSession.objects.filter(status__in=ACTIVE_STATUSES).order_by(
+        F("started_at").desc(nulls_last=True), "-session_id"
+    )
+    return [SessionProgress(**row) for row in _with_progress(queryset)[:limit]]
+
+
+def session_progress(session_id: str) -> SessionProgress | None:
+    """One session's progress (any status), for a live fragment."""
+    row = _with_progress(AgentSession.objects.filter(pk=session_id)).first()
+    return SessionProgress(**row) if row else None
+
+
+@dataclass(frozen=True)
+class DayCount:
+    day: date
+    status: str
+    count: int
+
+
+def sessions_finished_per_day(*, since: datetime) -> list[DayCount]:
+    """Sessions that ended since ``since``, per UTC day of their end and final status."""
+    rows = (
+        AgentSession.objects.filter(status__in=TERMINAL_STATUSES, finished_at__gte=since)
+        .annotate(day=TruncDate("finished_at", tzinfo=UTC))
+        .order_by()
+        .values("day", "status")
+        .annotate(count=Count("pk"))
+    )
+    return [DayCount(**row) for row in rows]
+
+
+def sessions_needing_attention(*, since: datetime, limit: int = 10) -> QuerySet[AgentSession]:
+    """Failed and interrupted sessions updated since ``since``, newest first."""
+    return (
+        AgentSession.objects.filter(
+            status__in=(SessionStatus.FAILED, SessionStatus.INTERRUPTED), updated_at__gte=since
+        )
+        .defer(*BULKY_COLUMNS, "summary")
+        .order_by("-updated_at")[:limit]
     )

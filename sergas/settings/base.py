@@ -118,7 +118,22 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-LOGIN_URL = "admin:login"
+# --- Staff dashboard (dashboard/: templated pages, htmx for live parts) ----------------------
+# django-htmx ships htmx itself ({% htmx_script %}) and sets request.htmx.
+INSTALLED_APPS += ["django_htmx", "dashboard.apps.DashboardConfig"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_htmx.middleware.HtmxMiddleware",
+)
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("dashboard.context_processors.staff_role")
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:overview"
+LOGOUT_REDIRECT_URL = "login"
+SERGAS_DASHBOARD = {
+    "PAGE_SIZE": env.int("DASHBOARD_PAGE_SIZE", default=50),
+    "REFRESH_SECONDS": env.int("DASHBOARD_REFRESH_SECONDS", default=5),
+    "LATE_RUN_SECONDS": env.int("DASHBOARD_LATE_RUN_SECONDS", default=60),
+}
 
 # --- Celery ------------------------------------------------------------------------
 # kombu spells a Redis unix socket ``redis+socket://``; redis-py spells it ``unix://``.

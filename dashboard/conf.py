@@ -1,0 +1,24 @@
+"""Dashboard settings, read lazily from ``settings.SERGAS_DASHBOARD``."""
+
+from typing import Any
+
+from django.conf import settings
+
+
+def _get(name: str, default: Any) -> Any:
+    return getattr(settings, "SERGAS_DASHBOARD", {}).get(name, default)
+
+
+def page_size() -> int:
+    """Rows per page of every list (sessions, schedules, runs, audit events)."""
+    return int(_get("PAGE_SIZE", 50))
+
+
+def refresh_seconds() -> int:
+    """How often the live parts (active sessions, a session's progress, runs) refresh."""
+    return int(_get("REFRESH_SECONDS", 5))
+
+
+def late_run_seconds() -> int:
+    """A run that started more than this after its nominal time is shown as late."""
+    return int(_get("LATE_RUN_SECONDS", 60))

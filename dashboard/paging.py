@@ -1,0 +1,26 @@
+"""Keyset pages in the dashboard's lists (``sergas.pagination`` cursors in the URL)."""
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.contrib import messages
+from django.http import HttpRequest
+
+from sergas.pagination import InvalidCursor, Page
+
+P = TypeVar("P", bound=Page)
+
+
+def cursor_page(request: HttpRequest, fetch: Callable[[str | None], P]) -> P:
+    """``fetch(cursor)`` with the request's ``cursor``; a cursor the list did not issue
+    (edited by hand, or from another filter) restarts at the first page with a warning."""
+    try:
+        return fetch(request.GET.get("cursor") or None)
+    except InvalidCursor as exc:
+        messages.warning(request, exc.detail)
+        return fetch(None)
+
+
+def has_filters(data: dict) -> bool:
+    """Whether a list's query string filters anything (the cursor does not count)."""
+    return any(value for key, value in data.items() if key != "cursor")

@@ -1,0 +1,34 @@
+from django.urls import path
+
+from dashboard.views import audit, overview, schedules, sessions
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", overview.overview, name="overview"),
+    path("live/active-sessions", overview.active_sessions_fragment, name="active_sessions"),
+    path("sessions/", sessions.session_list, name="sessions"),
+    path("sessions/<str:session_id>/", sessions.session_detail, name="session"),
+    path(
+        "sessions/<str:session_id>/progress",
+        sessions.session_progress_fragment,
+        name="session_progress",
+    ),
+    path(
+        "sessions/<str:session_id>/<slug:action>",
+        sessions.session_control,
+        name="session_control",
+    ),
+    path("schedules/", schedules.schedule_list, name="schedules"),
+    path("schedules/new", schedules.schedule_create, name="schedule_new"),
+    path("schedules/<int:review_id>/", schedules.schedule_detail, name="schedule"),
+    path("schedules/<int:review_id>/runs", schedules.schedule_runs_fragment, name="schedule_runs"),
+    path("schedules/<int:review_id>/edit", schedules.schedule_edit, name="schedule_edit"),
+    path(
+        "schedules/<int:review_id>/<slug:action>",
+        schedules.schedule_control,
+        name="schedule_control",
+    ),
+    path("audit/", audit.audit_explorer, name="audit"),
+    path("audit/export.<slug:fmt>", audit.audit_export, name="audit_export"),
+]

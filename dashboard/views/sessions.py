@@ -1,0 +1,164 @@
+from django import forms
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from audit.models import AuditEventType
+from audit.selectors import audit_events_search
+from dashboard import conf
+from dashboard.access import CONTROL_SESSIONS, VIEW_SESSIONS, staff_view
+from dashboard.controls import SESSION_CONTROLS, perform, session_controls_for, staff_actor
+from dashboard.forms import ReasonForm, SessionFilterForm
+from dashboard.paging import cursor_page, has_filters
+from scheduling.selectors import execution_of_session
+from sessions.models import ACTIVE_STATUSES, AgentSession
+from sessions.selectors import session_checkpoints, session_get, session_progress, sessions_list
+from sessions.state import SessionContext, SessionMetrics
+
+CHECKPOINTS_SHOWN = 20
+ACCOUNTS_SHOWN = 60
+
+
+@staff_view(VIEW_SESSIONS)
+def session_list(request: HttpRequest) -> HttpResponse:
+    form = SessionFilterForm(request.GET)
+    page = None
+    if form.is_valid():
+        filters = form.selector_filters()
+        page = cursor_page(
+            request,
+            lambda cursor: sessions_list(**filters, cursor=cursor, limit=conf.page_size()),
+        )
+    return render(
+        request,
+        "dashboard/sessions.html",
+        {"section": "sessions", "form": form, "page": page, "filtered": has_filters(form.data)},
+    )
+
+
+def _session_or_404(session_id: str) -> AgentSession:
+    session = session_get(session_id)
+    if session is None:
+        raise Http404(f"Session {session_id} does not exist.")
+    return session
+
+
+class TimelineFilterForm(forms.Form):
+    event_type = forms.ChoiceField(
+        label="Events",
+        required=False,
+        choices=[("", "All events"), *AuditEventType.choices],
+    )
+
+
+@staff_view(VIEW_SESSIONS)
+def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
+    session = _session_or_404(session_id)
+    context = SessionContext.load(session.context)
+    metrics = SessionMetrics.load(session.metrics)
+    timeline_form = TimelineFilterForm(request.GET)
+    event_type = timeline_form.cleaned_data["event_type"] if timeline_form.is_valid() else ""
+    timeline = cursor_page(
+        request,
+        lambda cursor: audit_events_search(
+            since=session.created_at,
+            session_id=session.session_id,
+            event_type=event_type or None,
+            cursor=cursor,
+            limit=conf.page_size(),
+        ),
+    )
+    can_control = request.user.has_perm(CONTROL_SESSIONS)
+    return render(
+        request,
+        "dashboard/session_detail.html",
+        {
+            "section": "sessions",
+            "session": session,
+            "context": context,
+            "metadata": context.metadata,
+            "accounts_shown": context.account_ids[:ACCOUNTS_SHOWN],
+            "failed_shown": sorted(context.failed_accounts)[:ACCOUNTS_SHOWN],
+            "metrics": metrics,
+            "processing": processing_stats(metrics.account_processing_times_ms),
+            "checkpoints": list(
+                session_checkpoints(session.session_id, with_state=False)[:CHECKPOINTS_SHOWN]
+            ),
+            "execution": execution_of_session(session.session_id),
+            "timeline": timeline,
+            "timeline_form": timeline_form,
+            "controls": session_controls_for(session.status) if can_control else [],
+            "progress": session_progress(session.session_id),
+            "live": session.status in ACTIVE_STATUSES,
+            "refresh_seconds": conf.refresh_seconds(),
+        },
+    )
+
+
+@staff_view(VIEW_SESSIONS)
+def session_progress_fragment(request: HttpRequest, session_id: str) -> HttpResponse:
+    """The live status and progress of one session; polling stops once it is not active
+    (the page is reloaded then, so its controls match the new status)."""
+    progress = session_progress(session_id)
+    if progress is None:
+        raise Http404(f"Session {session_id} does not exist.")
+    response = render(
+        request,
+        "dashboard/_session_progress.html",
+        {"progress": progress, "live": True, "refresh_seconds": conf.refresh_seconds()},
+    )
+    if progress.status not in ACTIVE_STATUSES:
+        response["HX-Refresh"] = "true"
+    return response
+
+
+def processing_stats(times_ms: list[int]) -> dict[str, float] | None:
+    """Count, mean, median, p95 and max of per-account processing times."""
+    if not times_ms:
+        return None
+    ordered = sorted(times_ms)
+    last = len(ordered) - 1
+    return {
+        "count": len(ordered),
+        "mean": sum(ordered) / len(ordered),
+        "p50": ordered[round(0.5 * last)],
+        "p95": ordered[round(0.95 * last)],
+        "max": ordered[-1],
+    }
+
+
+@staff_view(CONTROL_SESSIONS)
+def session_control(request: HttpRequest, session_id: str, action: str) -> HttpResponse:
+    """GET: the confirmation; POST: the control through its service, then the outcome."""
+    control = SESSION_CONTROLS.get(action)
+    if control is None:
+        raise Http404(f"There is no '{action}' control.")
+    session = _session_or_404(session_id)
+    form = ReasonForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        perform(
+            request,
+            lambda: control.run(
+                session_id, actor=staff_actor(request), reason=form.cleaned_data["reason"]
+            ),
+            success=f"Session {session_id}: {control.done}.",
+        )
+        return redirect("dashboard:session", session_id=session_id)
+    return render(
+        request,
+        "dashboard/confirm.html",
+        {
+            "section": "sessions",
+            "title": f"{control.label} session {session.session_id}?",
+            "explanation": control.explanation,
+            "current": f"It is {session.status}.",
+            "form": form if control.takes_reason else None,
+            "confirm_label": f"{control.label} session",
+            "danger": control.danger,
+            "cancel_url": session_url(session.session_id),
+        },
+    )
+
+
+def session_url(session_id: str) -> str:
+    return reverse("dashboard:session", kwargs={"session_id": session_id})

@@ -1,0 +1,195 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright.
+
+Each test saves screenshots under ``var/test-artifacts/browser/``. The tests skip, saying
+why, only where no Chromium can be had (``.ci/run`` installs it when missing).
+"""
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from audit.services import audit_event_record
+from scheduling.models import ScheduleExecution
+from sessions.models import AgentSession
+from tests.dashboard.conftest import PASSWORD, make_staff
+from tests.factories import make_session
+from tests.scheduling.factories import make_review
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "browser"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 15_000
+
+
+def chromium_path() -> str | None:
+    return (
+        os.environ.get("SERGAS_CHROMIUM")
+        or shutil.which("chromium")
+        or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    playwright_api = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright is not installed (pip install -e '.[test]')"
+    )
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("No Chromium here: apt-get install chromium (or set SERGAS_CHROMIUM)")
+    # Playwright's sync API keeps an event loop in this thread while it lives; the ORM
+    # calls of the tests (and of their database teardown) are still synchronous ones.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with playwright_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _fast_refresh(settings) -> None:
+    settings.SERGAS_DASHBOARD = {**settings.SERGAS_DASHBOARD, "REFRESH_SECONDS": 1}
+
+
+@pytest.fixture
+def page_for(browser, live_server):
+    """``page_for(username)``: a new browser page logged in through the login form."""
+    pages = []
+
+    def open_page(username: str):
+        context = browser.new_context(viewport={"width": 1366, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(live_server.url + reverse("dashboard:overview"))
+        assert "/login/" in page.url
+        page.fill("#id_username", username)
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/dashboard/$"))
+        pages.append(context)
+        return page
+
+    yield open_page
+    for context in pages:
+        context.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def confirm(page, control: str) -> None:
+    """Click a control, then confirm in its dialog."""
+    page.click(f"[data-control={control}]")
+    dialog = page.locator("#confirm-dialog")
+    dialog.locator("[data-confirm]").wait_for(state="visible")
+    dialog.locator("[data-confirm]").click()
+    page.wait_for_load_state()
+
+
+def test_an_operator_pauses_and_resumes_a_running_session(page_for, live_server):
+    make_staff("olivia", "Operators")
+    session = make_session("running", owner_id="owner_42")
+    page = page_for("olivia")
+    shot(page, "overview-operator")
+    page.click(f"#active-sessions a:text('{session.session_id}')")
+    page.wait_for_url(re.compile(re.escape(session.session_id)))
+
+    page.click("[data-control=pause]")
+    dialog = page.locator("#confirm-dialog")
+    dialog.locator("input[name=reason]").fill("CRM maintenance window")
+    shot(page, "session-pause-confirmation")
+    dialog.locator("[data-confirm]").click()
+    page.locator(".messages .success").wait_for()
+    assert "paused" in page.locator(".messages .success").inner_text()
+    assert page.locator("[data-session-status]").inner_text() == "paused"
+    assert page.locator("[data-control=pause]").count() == 0
+    shot(page, "session-paused")
+
+    confirm(page, "resume")
+    page.locator(".messages .success").wait_for()
+    assert page.locator("[data-session-status]").inner_text() == "running"
+    assert AgentSession.objects.get(pk=session.pk).status == "running"
+    shot(page, "session-resumed")
+
+
+def test_an_operator_triggers_a_review_and_sees_its_run_appear_and_finish(
+    page_for, celery_worker_thread
+):
+    make_staff("olivia", "Operators")
+    review = make_review(name="Browser-triggered review", account_filter={"count": 4})
+    page = page_for("olivia")
+    page.click("nav a:text('Schedules')")
+    page.click(f"a:text('{review.name}')")
+    assert page.locator("#runs").inner_text().startswith("No runs")
+
+    confirm(page, "trigger")
+    assert "Run queued" in page.locator(".messages .success").inner_text()
+    execution = ScheduleExecution.objects.get(review=review)
+    run_row = page.locator(f"[data-run='{execution.pk}']")
+    run_row.wait_for()
+    # The history refreshes itself: the worker's outcome shows without a reload.
+    run_row.locator(".badge:text('Succeeded')").wait_for(timeout=60_000)
+    assert "4" in run_row.inner_text()
+    shot(page, "schedule-run-succeeded")
+
+
+def test_a_viewer_filters_the_audit_explorer(page_for):
+    make_staff("victor", "Viewers")
+    for i in range(3):
+        audit_event_record(
+            event_type="schedule", action=f"review_paused_{i}", actor="staff:ana", resource="r:1"
+        )
+    audit_event_record(event_type="system", action="noise", actor="system", resource="r:2")
+    page = page_for("victor")
+    page.click("nav a:text('Audit')")
+    page.fill("input[name=actor]", "staff:ana")
+    page.select_option("select[name=event_type]", "schedule")
+    page.click("button:text('Search')")
+    page.wait_for_url(re.compile(r"actor=staff%3Aana"))
+    rows = page.locator("tr[data-event]")
+    assert rows.count() == 3
+    assert "noise" not in page.locator("main").inner_text()
+    export = page.locator("[data-export=csv]").get_attribute("href")
+    assert "actor=staff%3Aana" in export
+    shot(page, "audit-filtered")
+
+
+def test_a_viewer_finds_no_controls(page_for):
+    make_staff("victor", "Viewers")
+    session = make_session("running")
+    review = make_review()
+    page = page_for("victor")
+    assert page.locator("[data-role]").inner_text() == "Viewer"
+    for url in (
+        reverse("dashboard:session", args=[session.session_id]),
+        reverse("dashboard:schedule", args=[review.pk]),
+        reverse("dashboard:schedules"),
+    ):
+        page.goto(page.url.split("/dashboard/")[0] + url)
+        assert page.locator("[data-control]").count() == 0
+        assert page.locator("text=New schedule").count() == 0
+    shot(page, "schedules-viewer")
