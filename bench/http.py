@@ -115,6 +115,19 @@ def _load(sessions: int, events: int) -> None:
         cursor.execute("ANALYZE")
 
 
+def _staff_cookie() -> str:
+    """A logged-in staff session (stored in PostgreSQL, so gunicorn accepts it)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    user = get_user_model().objects.create_user("bench-staff", password="x", is_staff=True)
+    user.groups.add(Group.objects.get(name="Operators"))
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
 _RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
 _P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 
@@ -162,6 +175,7 @@ def main() -> None:
     targets = {
         "session detail (cached)": ("/api/v1/sessions/session_bench_00000042", auth),
         "session list (first page of 50)": ("/api/v1/sessions?limit=50", auth),
+        "dashboard overview": ("/dashboard/", [f"Cookie: {_staff_cookie()}"]),
     }
     figures = []
     with gunicorn(

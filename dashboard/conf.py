@@ -22,3 +22,9 @@ def refresh_seconds() -> int:
 def late_run_seconds() -> int:
     """A run that started more than this after its nominal time is shown as late."""
     return int(_get("LATE_RUN_SECONDS", 60))
+
+
+def overview_cache_seconds() -> float:
+    """How long a process reuses the overview's counts and charts (aggregates over every
+    session and a day of audit events); 0 recomputes them on every request."""
+    return float(_get("OVERVIEW_CACHE_SECONDS", 5))

@@ -1,8 +1,11 @@
 """What the overview page shows, gathered from the apps' selectors (a fixed number of
 queries whatever the data: counts and charts are aggregates computed in PostgreSQL)."""
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from cachetools import TTLCache
 
 from audit.selectors import audit_tool_calls_per_hour
 from dashboard import conf
@@ -47,7 +50,31 @@ def active_sessions() -> list[SessionProgress]:
     return sessions_active_progress(limit=ACTIVE_SHOWN)
 
 
+_overview_cache: TTLCache[str, Overview] | None = None
+_overview_lock = threading.Lock()
+
+
 def overview_build(now: datetime) -> Overview:
+    """The overview, recomputed at most every ``OVERVIEW_CACHE_SECONDS`` per process:
+    its aggregates scan every session and a day of audit events, and several staff
+    reloading (or htmx refreshing) the page need not repeat them. The live list of
+    active sessions is not part of it."""
+    global _overview_cache
+    seconds = conf.overview_cache_seconds()
+    if seconds <= 0:
+        return _overview_compute(now)
+    with _overview_lock:
+        if _overview_cache is None or _overview_cache.ttl != seconds:
+            _overview_cache = TTLCache(maxsize=1, ttl=seconds)
+        cached = _overview_cache.get("overview")
+    if cached is None:
+        cached = _overview_compute(now)
+        with _overview_lock:
+            _overview_cache["overview"] = cached
+    return cached
+
+
+def _overview_compute(now: datetime) -> Overview:
     since = now - ATTENTION_WINDOW
     return Overview(
         session_counts=sessions_count_by_status(),

@@ -106,6 +106,19 @@ class AgentSession(models.Model):
             models.Index(fields=["owner_id"], name="agent_session_owner_idx"),
             models.Index(fields=["created_at"], name="agent_session_created_idx"),
             models.Index(fields=["updated_at"], name="agent_session_updated_idx"),
+            # The dashboard's live list: active sessions, most recently started first.
+            models.Index(
+                models.F("started_at").desc(nulls_last=True),
+                models.F("session_id").desc(),
+                name="agent_session_active_idx",
+                condition=models.Q(status__in=["running", "paused"]),
+            ),
+            # Outcomes per day (dashboard) and archiving old finished sessions.
+            models.Index(
+                fields=["finished_at"],
+                name="agent_session_finished_idx",
+                condition=models.Q(status__in=["completed", "failed", "cancelled"]),
+            ),
             # Stale detection scans running sessions by heartbeat.
             models.Index(
                 fields=["last_heartbeat_at"],

@@ -141,7 +141,7 @@ def sessions_with_context(contains: dict[str, Any]) -> QuerySet[AgentSession]:
 def sessions_count_by_status() -> dict[str, int]:
     """How many sessions are in each status (every status present, zero or not)."""
     counts = dict.fromkeys(SessionStatus.values, 0)
-    rows = AgentSession.objects.order_by().values_list("status").annotate(count=Count("pk"))
+    rows = AgentSession.objects.order_by().values_list("status").annotate(count=Count("*"))
     counts.update(dict(rows))
     return counts
 

@@ -133,6 +133,7 @@ SERGAS_DASHBOARD = {
     "PAGE_SIZE": env.int("DASHBOARD_PAGE_SIZE", default=50),
     "REFRESH_SECONDS": env.int("DASHBOARD_REFRESH_SECONDS", default=5),
     "LATE_RUN_SECONDS": env.int("DASHBOARD_LATE_RUN_SECONDS", default=60),
+    "OVERVIEW_CACHE_SECONDS": env.float("DASHBOARD_OVERVIEW_CACHE_SECONDS", default=5.0),
 }
 
 # --- Celery ------------------------------------------------------------------------

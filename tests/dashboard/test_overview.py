@@ -172,3 +172,20 @@ def test_the_overview_makes_the_same_queries_for_few_or_many_sessions(viewer_cli
     assert few <= 13  # session, user, permissions (2), then one per panel and chart
     fragment = reverse("dashboard:active_sessions")
     assert count_queries(viewer_client, fragment) <= 5  # session, user, permissions, rows
+
+
+def test_the_overview_aggregates_are_reused_for_a_few_seconds(viewer_client, settings):
+    from dashboard import overview
+
+    settings.SERGAS_DASHBOARD = {**settings.SERGAS_DASHBOARD, "OVERVIEW_CACHE_SECONDS": 60}
+    overview._overview_cache = None
+    try:
+        first = viewer_client.get("/dashboard/").context["overview"]
+        make_session("running")
+        again = viewer_client.get("/dashboard/").context["overview"]
+        assert again is first  # within the window: not recomputed
+        settings.SERGAS_DASHBOARD = {**settings.SERGAS_DASHBOARD, "OVERVIEW_CACHE_SECONDS": 0}
+        fresh = viewer_client.get("/dashboard/").context["overview"]
+        assert fresh.session_counts["running"] == first.session_counts["running"] + 1
+    finally:
+        overview._overview_cache = None
