@@ -9,6 +9,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Router
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
@@ -18,6 +19,7 @@ from agents import conf as agents_conf
 from agents.auth import read_access
 from agents.exceptions import BodyTooLarge, CallerThrottled
 from agents.throttling import CallerRateThrottle
+from sergas.availability import DatabaseUnavailable, log_outage
 from sergas.encoding import PreciseJSONEncoder
 from sergas.errors import (
     Conflict,
@@ -27,6 +29,7 @@ from sergas.errors import (
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    ServiceUnavailable,
     ValidationFailed,
 )
 
@@ -48,6 +51,7 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (PayloadTooLarge, 413),
     (ValidationFailed, 422),
     (RateLimited, 429),
+    (ServiceUnavailable, 503),
 ]
 _CODE_OF_STATUS = {
     400: "bad_request",
@@ -102,9 +106,17 @@ def error_response(
 def _domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
     http_status = next((status for base, status in STATUS_OF if isinstance(exc, base)), 400)
     response = error_response(request, http_status, exc.code, exc.detail, **exc.context)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | ServiceUnavailable):
         response["Retry-After"] = str(exc.retry_after)
     return response
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def _database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """PostgreSQL is unreachable: a fast 503 the client may retry (sergas.availability)."""
+    log_outage(request, exc)
+    return _domain_error(request, DatabaseUnavailable())
 
 
 @api.exception_handler(ValidationError)

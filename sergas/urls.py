@@ -15,5 +15,8 @@ urlpatterns = [
     path("metrics", metrics, name="prometheus-django-metrics"),
 ]
 
+# A database outage outside a view is a 503 too; everything else keeps the 500 page.
+handler500 = "sergas.availability.server_error"
+
 admin.site.site_header = "Sergas control plane"
 admin.site.site_title = "Sergas"

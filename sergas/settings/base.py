@@ -45,6 +45,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A view that loses PostgreSQL answers 503 (sergas.availability), not 500.
+    "sergas.availability.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -81,6 +83,18 @@ DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"].setdefault(
     "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
 )
+# A server that vanished (host down, network cut) is noticed in about a minute instead of
+# the kernel's quarter of an hour; libpq ignores these on unix sockets.
+for _name, _value in {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}.items():
+    DATABASES["default"]["OPTIONS"].setdefault(_name, _value)
+# Off by default (migrations and maintenance may run long); set it for web processes.
+if _statement_timeout_ms := env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=0):
+    DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={_statement_timeout_ms}"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One Redis serves the cache tiers, the Celery broker and the result backend.
