@@ -160,14 +160,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # django-celery-beat's DatabaseScheduler plus the bulk review dispatcher and leadership.
 CELERY_BEAT_SCHEDULER = "scheduling.beat:ReviewScheduler"
+# Crash detection and recovery run every minute; drills shorten them to seconds.
 CELERY_BEAT_SCHEDULE = {
     "scheduling-recover-interrupted-runs": {
         "task": "scheduling.tasks.recover_interrupted_runs",
-        "schedule": 60.0,
+        "schedule": env.float("SCHEDULING_RECOVERY_CHECK_SECONDS", default=60.0),
     },
     "sessions-interrupt-stale": {
         "task": "sessions.tasks.interrupt_stale_sessions",
-        "schedule": 60.0,
+        "schedule": env.float("SESSION_STALE_CHECK_SECONDS", default=60.0),
     },
     "agents-prune-idempotency-records": {
         "task": "agents.tasks.prune_idempotency_records",
