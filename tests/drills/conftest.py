@@ -1,5 +1,6 @@
 """Drills: real processes, broken on purpose. Each prints what it did and counted."""
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -13,3 +14,10 @@ def drill_report(request) -> Iterator[DrillReport]:
     report = DrillReport(request.node.name.removeprefix("test_").replace("_", " "))
     yield report
     report.print()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_clients() -> None:
+    """A drill sends thousands of requests; its report says what they did."""
+    for name in ("httpx", "pgserver"):
+        logging.getLogger(name).setLevel(logging.WARNING)
