@@ -5,8 +5,6 @@ their base class (``sergas.errors``), ninja's own validation, parsing, auth and 
 errors are reshaped to the same form. Anything else is a bug: a logged 500.
 """
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
@@ -17,7 +15,7 @@ from ninja.renderers import JSONRenderer
 
 from agents import conf as agents_conf
 from agents.auth import read_access
-from agents.exceptions import BodyTooLarge, CallerThrottled
+from agents.exceptions import CallerThrottled
 from agents.throttling import CallerRateThrottle
 from sergas.availability import DatabaseUnavailable, log_outage
 from sergas.encoding import PreciseJSONEncoder
@@ -32,6 +30,8 @@ from sergas.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from sergas.inputs import GuardedParser, guard_request
+from sergas.openapi import document_errors
 
 # (prefix, router): each app owns its router.
 V1_ROUTERS: list[tuple[str, str]] = [
@@ -67,7 +67,12 @@ class _Renderer(JSONRenderer):
     encoder_class = PreciseJSONEncoder
 
 
-api = NinjaAPI(
+class SergasAPI(NinjaAPI):
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        return document_errors(super().get_openapi_schema(**kwargs))
+
+
+api = SergasAPI(
     title="Sergas control plane",
     version="1",
     description=(
@@ -81,6 +86,7 @@ api = NinjaAPI(
     auth=read_access,
     throttle=[CallerRateThrottle()],
     renderer=_Renderer(),
+    parser=GuardedParser(),
 )
 
 v1 = Router()
@@ -166,21 +172,4 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return error_response(request, 404, "not_found", "Not found.")
 
 
-def _limit_body(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """413 from the declared length, before the body is read, authenticated or parsed."""
-
-    @functools.wraps(run)
-    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            size = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            size = 0
-        limit = agents_conf.max_body_bytes()
-        if size > limit:
-            return api.on_exception(request, BodyTooLarge(size, limit))
-        return run(request, *args, **kwargs)
-
-    return guarded
-
-
-api.add_decorator(_limit_body, mode="view")
+api.add_decorator(guard_request, mode="view")

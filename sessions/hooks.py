@@ -35,7 +35,12 @@ from django.utils import timezone
 from audit.models import AuditEventType
 from audit.services import audit_events_record_many
 from sessions import conf, services
-from sessions.exceptions import EventBatchTooLarge, EventInFuture, EventSessionUnknown
+from sessions.exceptions import (
+    EventBatchTooLarge,
+    EventInFuture,
+    EventSessionUnknown,
+    EventTooOld,
+)
 from sessions.metrics import (
     TASK_DURATION,
     TASK_EXECUTIONS,
@@ -146,10 +151,14 @@ def hook_events_record(
 
 def _check(events: Sequence[HookEvent]) -> None:
     skew = conf.events_max_future_seconds()
-    latest = timezone.now() + timedelta(seconds=skew)
+    now = timezone.now()
+    latest = now + timedelta(seconds=skew)
+    earliest = now - timedelta(days=conf.events_max_age_days())
     for index, event in enumerate(events):
         if event.timestamp > latest:
             raise EventInFuture(index, event.timestamp.isoformat(), skew)
+        if event.timestamp < earliest:
+            raise EventTooOld(index, event.timestamp.isoformat(), conf.events_max_age_days())
     named = {event.session_id for event in events if event.session_id}
     existing = set(AgentSession.objects.filter(pk__in=named).values_list("session_id", flat=True))
     for index, event in enumerate(events):

@@ -197,6 +197,7 @@ SERGAS_SESSIONS = {
     "EVENTS_MAX_BATCH": env.int("EVENTS_MAX_BATCH", default=1000),
     "EVENTS_DEDUPE_WINDOW_SECONDS": env.int("EVENTS_DEDUPE_WINDOW_SECONDS", default=24 * 3600),
     "EVENTS_MAX_FUTURE_SECONDS": env.int("EVENTS_MAX_FUTURE_SECONDS", default=300),
+    "EVENTS_MAX_AGE_DAYS": env.int("EVENTS_MAX_AGE_DAYS", default=7 * 366),
 }
 AUDIT_PREMAKE_MONTHS = env.int("AUDIT_PREMAKE_MONTHS", default=3)
 
@@ -222,6 +223,7 @@ SERGAS_SCHEDULING = {
 SERGAS_AGENTS = {
     "THROTTLE_RATE": env.str("API_THROTTLE_RATE", default="3000/min"),
     "MAX_BODY_BYTES": env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024),
+    "MAX_JSON_DEPTH": env.int("API_MAX_JSON_DEPTH", default=32),
     "IDEMPOTENCY_TTL_HOURS": env.int("API_IDEMPOTENCY_TTL_HOURS", default=24),
 }
 # Django refuses bodies above this before the API can answer 413 with its own limit.
