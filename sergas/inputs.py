@@ -51,14 +51,16 @@ class JSONTooDeep(ValidationFailed):
     code = "json_too_deep"
 
     def __init__(self, field: str, limit: int) -> None:
-        super().__init__(JSON_TOO_DEEP.format(field=field or "body", limit=limit), field=field)
+        field = _printable(field) or "body"
+        super().__init__(JSON_TOO_DEEP.format(field=field, limit=limit), field=field)
 
 
 class InvalidText(ValidationFailed):
     code = "invalid_text"
 
     def __init__(self, field: str) -> None:
-        super().__init__(INVALID_TEXT.format(field=field or "body"), field=field)
+        field = _printable(field) or "body"
+        super().__init__(INVALID_TEXT.format(field=field), field=field)
 
 
 class UnstorablePath(NotFound):
@@ -66,6 +68,11 @@ class UnstorablePath(NotFound):
 
     def __init__(self) -> None:
         super().__init__(PATH_NOT_FOUND)
+
+
+def _printable(field: str) -> str:
+    """The field's name as the client wrote it, its unstorable characters shown as '?'."""
+    return _UNSTORABLE.sub("?", field)
 
 
 def unstorable(text: str) -> bool:
@@ -104,7 +111,7 @@ def _parse(request: HttpRequest) -> None:
     try:
         data = json.loads(request.body)
     except RecursionError:
-        raise JSONTooDeep("", agents_conf.max_json_depth()) from None
+        raise JSONTooDeep("body", agents_conf.max_json_depth()) from None
     except UnicodeDecodeError:
         raise MalformedBody("it is not UTF-8") from None
     except ValueError as exc:
