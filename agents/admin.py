@@ -20,8 +20,16 @@ class AgentTokenAdmin(admin.ModelAdmin):
     """Tokens are issued by ``manage.py create_agent_token`` (the secret is shown once)
     and revoked here or by ``revoke_agent_token``; never edited or deleted."""
 
-    list_display = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["revoked_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "scopes",
+        "own_sessions_only",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["revoked_at", "own_sessions_only"]
     search_fields = ["=name", "=prefix"]
     readonly_fields = [f.name for f in AgentToken._meta.fields if f.name != "secret_hash"]
     exclude = ["secret_hash"]
