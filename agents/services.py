@@ -142,6 +142,26 @@ def api_refusal_record(
     )
 
 
+def staff_access_record(
+    *, action: str, username: str, remote_addr: str | None, path: str, method: str = "POST"
+) -> None:
+    """Record a staff login (``login``), a failed one (``login_failed``), a lockout after
+    too many (``login_locked_out``) or a refused page (``permission_denied``)."""
+    name = username[:150]
+    audit_event_record(
+        event_type=AuditEventType.AUTH,
+        action=action,
+        actor=f"staff:{name}" if name and action in ("login", "permission_denied") else "anonymous",
+        resource=f"user:{name}" if name else "user:",
+        metadata={
+            "username": name,
+            "remote_addr": remote_addr,
+            "path": path[:500],
+            "method": method,
+        },
+    )
+
+
 def agent_token_authenticate(raw: str) -> AgentToken:
     """The live token ``raw`` names, or ``InvalidToken``/``TokenRevoked``.
 

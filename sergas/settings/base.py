@@ -5,6 +5,7 @@ Every value that differs between machines comes from ``env`` (django-environ). W
 (used by ``make run`` and ``make test``) starts the embedded servers and sets them.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -29,6 +30,7 @@ INSTALLED_APPS = [
     "psqlextra",
     "django_celery_beat",
     "django_prometheus",
+    "axes",
     "sessions.apps.SessionsConfig",
     "scheduling.apps.SchedulingConfig",
     "audit.apps.AuditConfig",
@@ -47,8 +49,31 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A view that loses PostgreSQL answers 503 (sergas.availability), not 500.
     "sergas.availability.DatabaseUnavailableMiddleware",
+    # Answers a locked-out login attempt (django-axes); after everything that may refuse.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+
+# Staff login throttling (django-axes): after LOGIN_FAILURE_LIMIT failures for one username
+# from one address, that pair is locked out for LOGIN_LOCKOUT_MINUTES. Attempts are kept in
+# PostgreSQL (not Redis), so throttling holds while Redis is down.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("LOGIN_THROTTLING", default=True)
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The client's address is REMOTE_ADDR; behind TRUSTED_PROXY_COUNT reverse proxies, it is
+# read from X-Forwarded-For (never trusted without proxies: a client could forge it).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
 ROOT_URLCONF = "sergas.urls"
 WSGI_APPLICATION = "sergas.wsgi.application"

@@ -17,3 +17,6 @@ SERGAS_SCHEDULING = {
     "BEAT_STANDBY_POLL_SECONDS": 0.5,
     "DISPATCH_POLL_SECONDS": 0.5,
 }
+# Login throttling needs a request in authenticate(); tests log in with force_login, and
+# the tests of throttling turn it on (tests/test_staff_security.py).
+AXES_ENABLED = False
