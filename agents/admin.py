@@ -3,12 +3,17 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from agents.models import AgentToken
-from agents.services import agent_token_revoke
+from agents.services import agent_token_revoke, staff_actor
 
 
 @admin.action(description="Revoke selected tokens", permissions=["change"])
 def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    actor = f"staff:{request.user.get_username()}"
+    actor = staff_actor(
+        request.user,
+        "agents.change_agenttoken",
+        path=request.path,
+        remote_addr=request.META.get("REMOTE_ADDR"),
+    )
     prefixes = list(queryset.filter(revoked_at__isnull=True).values_list("prefix", flat=True))
     for prefix in prefixes:
         agent_token_revoke(prefix, actor=actor)

@@ -29,6 +29,7 @@ INVALID_SCOPES = "'{scopes}' is not a list of scopes; use one or more of {allowe
 IDEMPOTENCY_KEY_REUSED = (
     "Idempotency-Key '{key}' was already used with a different request; use a new key."
 )
+STAFF_PERMISSION_DENIED = "You need the permission '{permission}' to do this."
 TOKEN_CONFINED = "This token is confined to its own sessions; {what} need a token that is not."
 CONFINED_ADMIN_TOKEN = (
     "A token confined to its own sessions cannot have the admin scope (it searches the whole "
@@ -136,3 +137,10 @@ class TokenConfined(PermissionDenied):
 
     def __init__(self, what: str) -> None:
         super().__init__(TOKEN_CONFINED.format(what=what))
+
+
+class StaffPermissionDenied(PermissionDenied):
+    code = "permission_denied"
+
+    def __init__(self, permission: str) -> None:
+        super().__init__(STAFF_PERMISSION_DENIED.format(permission=permission))

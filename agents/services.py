@@ -23,6 +23,7 @@ from agents.exceptions import (
     InvalidScopes,
     InvalidToken,
     InvalidTokenName,
+    StaffPermissionDenied,
     TokenRevoked,
 )
 from agents.models import AgentToken, IdempotencyRecord, TokenScope
@@ -160,6 +161,26 @@ def staff_access_record(
             "method": method,
         },
     )
+
+
+def staff_actor(
+    user: Any, permission: str, *, path: str = "", remote_addr: str | None = None
+) -> str:
+    """The audit actor (``staff:<username>``) of a staff member about to change
+    something, once they may: an active staff user holding ``permission``. Otherwise the
+    refusal is recorded (``permission_denied``) and ``StaffPermissionDenied`` raised (403).
+
+    Views and admin actions take their actor from here, so the permission is checked
+    where the identity handed to the services is made, whatever the view checked."""
+    if user.is_active and user.is_staff and user.has_perm(permission):
+        return f"staff:{user.get_username()}"
+    staff_access_record(
+        action="permission_denied",
+        username=user.get_username() if user.is_authenticated else "",
+        remote_addr=remote_addr,
+        path=path,
+    )
+    raise StaffPermissionDenied(permission)
 
 
 def agent_token_authenticate(raw: str) -> AgentToken:

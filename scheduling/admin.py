@@ -7,14 +7,17 @@ from django.db.models import QuerySet
 from django.forms.models import model_to_dict
 from django.http import HttpRequest
 
+from agents.services import staff_actor
 from scheduling import services
 from scheduling.exceptions import InvalidSchedule
 from scheduling.models import ScheduledReview, ScheduleExecution
 from sergas.errors import DomainError
 
 
-def _actor(request: HttpRequest) -> str:
-    return f"staff:{request.user.get_username()}"
+def _actor(request: HttpRequest, permission: str = "scheduling.change_scheduledreview") -> str:
+    return staff_actor(
+        request.user, permission, path=request.path, remote_addr=request.META.get("REMOTE_ADDR")
+    )
 
 
 class ScheduledReviewForm(forms.ModelForm):
@@ -41,9 +44,14 @@ def _each(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, verb: str, action: Any
 ) -> None:
     done = 0
+    try:
+        actor = _actor(request)
+    except DomainError as exc:
+        modeladmin.message_user(request, exc.detail, messages.ERROR)
+        return
     for review_id in queryset.values_list("pk", flat=True):
         try:
-            action(review_id, actor=_actor(request))
+            action(review_id, actor=actor)
             done += 1
         except DomainError as exc:
             modeladmin.message_user(request, exc.detail, messages.WARNING)
@@ -101,15 +109,18 @@ class ScheduledReviewAdmin(admin.ModelAdmin):
                 for name in services.EDITABLE_FIELDS
                 if name in form.cleaned_data
             }
-            saved = services.review_create(actor=_actor(request), **fields)
+            saved = services.review_create(
+                actor=_actor(request, "scheduling.add_scheduledreview"), **fields
+            )
         obj.pk = saved.pk
 
     def delete_model(self, request: HttpRequest, obj: ScheduledReview) -> None:
-        services.review_delete(obj.pk, actor=_actor(request))
+        services.review_delete(obj.pk, actor=_actor(request, "scheduling.delete_scheduledreview"))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        actor = _actor(request, "scheduling.delete_scheduledreview")
         for review_id in queryset.values_list("pk", flat=True):
-            services.review_delete(review_id, actor=_actor(request))
+            services.review_delete(review_id, actor=actor)
 
 
 @admin.register(ScheduleExecution)

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.test import Client
 
+from agents.exceptions import StaffPermissionDenied
+from agents.services import staff_actor
 from audit.models import AuditEvent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,3 +148,34 @@ def test_a_refused_staff_page_is_403_and_recorded(staff):
     event = AuditEvent.objects.get(action="permission_denied")
     assert (event.event_type, event.actor) == ("auth", "staff:ana")
     assert event.metadata["path"] == "/admin/agents/agenttoken/"
+
+
+@pytest.mark.django_db
+class TestStaffActor:
+    def test_a_staff_member_holding_the_permission_gets_their_actor(self, staff):
+        staff.user_permissions.add(Permission.objects.get(codename="change_agentsession"))
+        staff = get_user_model().objects.get(pk=staff.pk)  # permissions are cached
+        assert staff_actor(staff, "agent_sessions.change_agentsession") == "staff:ana"
+
+    def test_without_it_the_refusal_is_recorded_and_raised(self, staff):
+        with pytest.raises(StaffPermissionDenied, match=r"agent_sessions\.change_agentsession"):
+            staff_actor(staff, "agent_sessions.change_agentsession", path="/admin/x/")
+        event = AuditEvent.objects.get(action="permission_denied")
+        assert event.actor == "staff:ana"
+        assert event.metadata["path"] == "/admin/x/"
+
+    def test_an_admin_action_without_the_permission_changes_nothing(self, staff):
+        from tests.factories import make_session
+
+        session = make_session("running")
+        # May see sessions (view), may not change them: the action is not offered.
+        staff.user_permissions.add(Permission.objects.get(codename="view_agentsession"))
+        client = Client()
+        client.force_login(staff)
+        response = client.post(
+            "/admin/agent_sessions/agentsession/",
+            {"action": "pause_sessions", "_selected_action": [session.session_id]},
+        )
+        assert response.status_code == 200
+        session.refresh_from_db()
+        assert session.status == "running"

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.processes import spawn
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 DATABASE = "sergas_drill"
 
@@ -116,15 +118,11 @@ class Gunicorn:
             "--graceful-timeout",
             "5",
         ]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env={**os.environ, "DJANGO_SETTINGS_MODULE": "sergas.settings.test", **self.env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = spawn(
+            command,
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": "sergas.settings.test", **self.env},
+            log_path=self.log_path,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
