@@ -37,6 +37,9 @@ PATH_NOT_FOUND = "Not found."
 
 # NUL cannot be stored in PostgreSQL text or jsonb; lone surrogates cannot be encoded.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# In a JSON text they can only arrive escaped (a raw NUL is invalid JSON, a raw surrogate
+# invalid UTF-8); an escaped backslash before "u0000" is a harmless false alarm.
+_ESCAPED_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 _PARSED = "_sergas_parsed_body"
 
 
@@ -79,14 +82,33 @@ def unstorable(text: str) -> bool:
     return _UNSTORABLE.search(text) is not None
 
 
-def check_json(data: Any, *, max_depth: int, prefix: str = "") -> None:
+def check_json(data: Any, *, max_depth: int, prefix: str = "", raw: bytes | None = None) -> None:
     """Raise ``JSONTooDeep`` or ``InvalidText`` (naming the field as ``a.b.3.c``) for a
-    parsed JSON document; iterative, so depth itself cannot exhaust the stack."""
+    parsed JSON document; iterative, so depth itself cannot exhaust the stack.
+
+    Given the ``raw`` bytes it was parsed from, the common case costs one scan of the
+    containers: a string can only hold NUL or a surrogate through a ``\\u`` escape,
+    and the walk that names the field runs only when there is something to name."""
+    if raw is not None and not _ESCAPED_UNSTORABLE.search(raw) and not _too_deep(data, max_depth):
+        return
     for path, value, depth in _walk(data, prefix):
         if depth > max_depth:
             raise JSONTooDeep(path, max_depth)
         if isinstance(value, str) and unstorable(value):
             raise InvalidText(path)
+
+
+def _too_deep(data: Any, max_depth: int) -> bool:
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if not isinstance(value, dict | list):
+            continue
+        children = list(value.values()) if isinstance(value, dict) else value
+        if children and depth + 1 > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _walk(data: Any, prefix: str) -> Iterator[tuple[str, Any, int]]:
@@ -116,7 +138,7 @@ def _parse(request: HttpRequest) -> None:
         raise MalformedBody("it is not UTF-8") from None
     except ValueError as exc:
         raise MalformedBody(str(exc).split(":")[0].lower()) from None
-    check_json(data, max_depth=agents_conf.max_json_depth())
+    check_json(data, max_depth=agents_conf.max_json_depth(), raw=request.body)
     setattr(request, _PARSED, data)
 
 
