@@ -166,3 +166,12 @@ def test_an_event_older_than_the_trail_keeps_is_422(api):
     response = api.post("/events", {"events": [event]})
     assert response.status_code == 422
     assert response.json()["code"] == "event_too_old"
+
+
+@pytest.mark.parametrize("name", ["starts_at", "timezone", "priority", "account_filter", "name"])
+def test_null_for_a_required_schedule_field_is_422_naming_it(api, name):
+    body = {"name": "n", "owner_id": "o", "schedule_type": "interval", "interval_minutes": 5}
+    review_id = api.post("/schedules", body).json()["id"]
+    response = api.patch(f"/schedules/{review_id}", {name: None})
+    assert response.status_code == 422
+    assert response.json()["field"] == name
