@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run serve test lint format migrate shell bench embedded-down clean
+.PHONY: run serve test drills lint format migrate shell bench embedded-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ test: $(STAMP) lint
 ## bench: every benchmark against its baseline; table in bench/results/latest.md
 bench: $(STAMP)
 	$(EMBEDDED) $(PY) bench/run.py $(BENCH_ARGS)
+
+## drills: break real processes (worker, beat, PostgreSQL, Redis) and fuzz the API with
+## a few thousand requests; each drill prints what it did and counted
+drills: $(STAMP)
+	$(EMBEDDED) $(BIN)/pytest -m drill -s tests/drills $(PYTEST_ARGS)
+	SERGAS_FUZZ_EXAMPLES=$${SERGAS_FUZZ_EXAMPLES:-100} $(EMBEDDED) $(BIN)/pytest -s tests/test_api_fuzz.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,13 +3,18 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from agents.models import AgentToken, IdempotencyRecord
-from agents.services import agent_token_revoke
+from agents.services import agent_token_revoke, staff_actor
 from sergas.admin import ReadOnlyModelAdmin
 
 
 @admin.action(description="Revoke selected tokens", permissions=["change"])
 def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    actor = f"staff:{request.user.get_username()}"
+    actor = staff_actor(
+        request.user,
+        "agents.change_agenttoken",
+        path=request.path,
+        remote_addr=request.META.get("REMOTE_ADDR"),
+    )
     prefixes = list(queryset.filter(revoked_at__isnull=True).values_list("prefix", flat=True))
     for prefix in prefixes:
         agent_token_revoke(prefix, actor=actor)
@@ -21,8 +26,16 @@ class AgentTokenAdmin(admin.ModelAdmin):
     """Tokens are issued by ``manage.py create_agent_token`` (the secret is shown once)
     and revoked here or by ``revoke_agent_token``; never edited or deleted."""
 
-    list_display = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["revoked_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "scopes",
+        "own_sessions_only",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["revoked_at", "own_sessions_only"]
     search_fields = ["=name", "=prefix"]
     readonly_fields = [f.name for f in AgentToken._meta.fields if f.name != "secret_hash"]
     exclude = ["secret_hash"]

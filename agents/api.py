@@ -13,6 +13,7 @@ class MeOut(Schema):
     actor: str
     scopes: list[str]
     read_only: bool
+    own_sessions_only: bool
 
 
 @router.get("/me", response=MeOut)
@@ -23,4 +24,5 @@ def whoami(request: HttpRequest) -> Any:
         "actor": caller.actor,
         "scopes": sorted(caller.scopes),
         "read_only": caller.read_only,
+        "own_sessions_only": caller.sessions_owner is not None,
     }

@@ -5,14 +5,27 @@ callable authenticates, checks the scope and hands the handler a ``Principal`` a
 ``request.auth``. Failures raise domain errors, which the API maps to 401/403.
 """
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
-from agents.exceptions import CredentialsMissing, InvalidToken, ScopeMissing, StaffReadOnly
+from agents.exceptions import (
+    CredentialsMissing,
+    InvalidToken,
+    ScopeMissing,
+    StaffReadOnly,
+    TokenConfined,
+    TokenRevoked,
+)
 from agents.models import AgentToken, TokenScope
-from agents.services import agent_token_authenticate
+from agents.services import agent_token_authenticate, api_refusal_record, token_prefix_of
+from sergas.errors import DomainError
+
+ANONYMOUS_ACTOR = "anonymous"
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -27,6 +40,8 @@ class Principal:
     throttle_key: str
     token: AgentToken | None = None
     read_only: bool = False
+    # Set for tokens confined to their own sessions: the ``created_by`` they may see.
+    sessions_owner: str | None = None
 
     @classmethod
     def for_token(cls, token: AgentToken) -> "Principal":
@@ -36,6 +51,7 @@ class Principal:
             scopes=token.effective_scopes,
             throttle_key=f"token:{token.prefix}",
             token=token,
+            sessions_owner=token.sessions_owner,
         )
 
     @classmethod
@@ -61,19 +77,36 @@ class ApiAuth(HttpBearer):
 
     def __call__(self, request: HttpRequest) -> Principal:
         header = request.headers.get(self.header, "")
-        if header:
-            scheme, _, raw = header.partition(" ")
-            if scheme.lower() != self.openapi_scheme:
-                raise InvalidToken
-            principal = self.authenticate(request, raw.strip())
-        else:
-            principal = Principal.for_staff(request)
-            if principal is None:
-                raise CredentialsMissing
-        if principal.read_only and request.method not in SAFE_METHODS:
-            raise StaffReadOnly
-        if self.scope not in principal.scopes:
-            raise ScopeMissing(self.scope, sorted(principal.scopes, key=TokenScope.values.index))
+        raw = ""
+        try:
+            if header:
+                scheme, _, raw = header.partition(" ")
+                if scheme.lower() != self.openapi_scheme:
+                    raise InvalidToken
+                principal = self.authenticate(request, raw.strip())
+            else:
+                principal = Principal.for_staff(request)
+                if principal is None:
+                    raise CredentialsMissing
+        except (InvalidToken, TokenRevoked) as exc:
+            prefix = token_prefix_of(raw.strip())
+            record_refusal(
+                request,
+                exc,
+                actor=ANONYMOUS_ACTOR,
+                resource=f"agent_token:{prefix}" if prefix else "api",
+            )
+            raise
+        try:
+            if principal.read_only and request.method not in SAFE_METHODS:
+                raise StaffReadOnly
+            if self.scope not in principal.scopes:
+                raise ScopeMissing(
+                    self.scope, sorted(principal.scopes, key=TokenScope.values.index)
+                )
+        except DomainError as exc:
+            record_refusal(request, exc, actor=principal.actor, resource="api")
+            raise
         return principal
 
     def authenticate(self, request: HttpRequest, token: str) -> Principal:
@@ -83,3 +116,36 @@ class ApiAuth(HttpBearer):
 read_access = ApiAuth(TokenScope.READ)
 write_access = ApiAuth(TokenScope.WRITE)
 admin_access = ApiAuth(TokenScope.ADMIN)
+
+
+def record_refusal(request: HttpRequest, exc: DomainError, *, actor: str, resource: str) -> None:
+    """The audit event of a refused API request (``agents.services.api_refusal_record``)."""
+    api_refusal_record(
+        action="authentication_failed"
+        if isinstance(exc, InvalidToken | TokenRevoked)
+        else "access_denied",
+        code=exc.code,
+        actor=actor,
+        resource=resource,
+        method=request.method or "",
+        path=request.path,
+        remote_addr=request.META.get("REMOTE_ADDR"),
+    )
+
+
+def unconfined_only(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A router decorator: tokens confined to their own sessions are refused (403)."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            principal: Principal = request.auth  # type: ignore[attr-defined]
+            if principal.sessions_owner is not None:
+                exc = TokenConfined(what)
+                record_refusal(request, exc, actor=principal.actor, resource="api")
+                raise exc
+            return view(request, *args, **kwargs)
+
+        return checked
+
+    return decorate

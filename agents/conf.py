@@ -19,6 +19,11 @@ def max_body_bytes() -> int:
     return int(_get("MAX_BODY_BYTES", 4 * 1024 * 1024))
 
 
+def max_json_depth() -> int:
+    """Deepest nesting of a JSON body the API parses (422 ``json_too_deep`` beyond)."""
+    return int(_get("MAX_JSON_DEPTH", 32))
+
+
 def idempotency_ttl_hours() -> int:
     """How long a stored ``Idempotency-Key`` response is replayed (then pruned daily)."""
     return int(_get("IDEMPOTENCY_TTL_HOURS", 24))

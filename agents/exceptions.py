@@ -29,6 +29,12 @@ INVALID_SCOPES = "'{scopes}' is not a list of scopes; use one or more of {allowe
 IDEMPOTENCY_KEY_REUSED = (
     "Idempotency-Key '{key}' was already used with a different request; use a new key."
 )
+STAFF_PERMISSION_DENIED = "You need the permission '{permission}' to do this."
+TOKEN_CONFINED = "This token is confined to its own sessions; {what} need a token that is not."
+CONFINED_ADMIN_TOKEN = (
+    "A token confined to its own sessions cannot have the admin scope (it searches the whole "
+    "audit trail)."
+)
 INVALID_IDEMPOTENCY_KEY = "Idempotency-Key must be 1-255 visible ASCII characters."
 
 
@@ -117,3 +123,24 @@ class InvalidIdempotencyKey(ValidationFailed):
 
     def __init__(self) -> None:
         super().__init__(INVALID_IDEMPOTENCY_KEY, field="Idempotency-Key")
+
+
+class ConfinedAdminToken(ValidationFailed):
+    code = "invalid_scopes"
+
+    def __init__(self) -> None:
+        super().__init__(CONFINED_ADMIN_TOKEN, field="scopes")
+
+
+class TokenConfined(PermissionDenied):
+    code = "own_sessions_only"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(TOKEN_CONFINED.format(what=what))
+
+
+class StaffPermissionDenied(PermissionDenied):
+    code = "permission_denied"
+
+    def __init__(self, permission: str) -> None:
+        super().__init__(STAFF_PERMISSION_DENIED.format(permission=permission))

@@ -31,6 +31,10 @@ class AgentToken(models.Model):
     prefix = models.CharField(max_length=16, unique=True)
     secret_hash = models.CharField(max_length=64)
     scopes = ArrayField(models.CharField(max_length=16, choices=TokenScope.choices))
+    own_sessions_only = models.BooleanField(
+        default=False,
+        help_text="Sees and drives only the sessions its agent created (any of its tokens).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.CharField(max_length=200, blank=True, default="")
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -46,15 +50,29 @@ class AgentToken(models.Model):
                 & ~models.Q(scopes__len=0),
                 name="agent_token_scopes_valid",
             ),
+            # The admin scope searches the whole audit trail: never for a confined token.
+            models.CheckConstraint(
+                condition=~(
+                    models.Q(own_sessions_only=True) & models.Q(scopes__contains=["admin"])
+                ),
+                name="agent_token_confined_not_admin",
+            ),
         ]
 
     def __str__(self) -> str:
         state = "revoked" if self.revoked_at else ",".join(self.scopes)
+        if self.own_sessions_only and not self.revoked_at:
+            state += ", own sessions only"
         return f"{self.name} sgs_{self.prefix}_… ({state})"
 
     @property
     def actor(self) -> str:
         return f"agent:{self.name}"
+
+    @property
+    def sessions_owner(self) -> str | None:
+        """The ``created_by`` of the sessions this token is confined to, or None (all)."""
+        return self.actor if self.own_sessions_only else None
 
     @property
     def effective_scopes(self) -> frozenset[str]:

@@ -17,11 +17,13 @@ from django.utils import timezone
 from agents import conf
 from agents.exceptions import (
     AgentTokenNotFound,
+    ConfinedAdminToken,
     IdempotencyKeyReused,
     InvalidIdempotencyKey,
     InvalidScopes,
     InvalidToken,
     InvalidTokenName,
+    StaffPermissionDenied,
     TokenRevoked,
 )
 from agents.models import AgentToken, IdempotencyRecord, TokenScope
@@ -48,13 +50,23 @@ class IssuedToken:
 
 
 def agent_token_create(
-    *, name: str, scopes: Sequence[str] = (TokenScope.WRITE,), actor: str = SYSTEM_ACTOR
+    *,
+    name: str,
+    scopes: Sequence[str] = (TokenScope.WRITE,),
+    own_sessions_only: bool = False,
+    actor: str = SYSTEM_ACTOR,
 ) -> IssuedToken:
-    """Issue a token for agent ``name``; its actor in the audit trail is ``agent:<name>``."""
+    """Issue a token for agent ``name``; its actor in the audit trail is ``agent:<name>``.
+
+    ``own_sessions_only`` confines it to the sessions its agent created (with any of its
+    tokens): others are 404 to it, as if they did not exist. Such a token cannot have
+    the admin scope, which searches the whole audit trail."""
     if not _NAME.match(name or ""):
         raise InvalidTokenName(name or "")
     if not scopes or any(scope not in TokenScope.values for scope in scopes):
         raise InvalidScopes(list(scopes), TokenScope.values)
+    if own_sessions_only and TokenScope.ADMIN in scopes:
+        raise ConfinedAdminToken
     chosen = sorted(set(scopes), key=TokenScope.values.index)
     with transaction.atomic():
         while True:  # a 48-bit prefix collides about never; the unique index decides
@@ -67,6 +79,7 @@ def agent_token_create(
                         prefix=prefix,
                         secret_hash=token_hash(raw),
                         scopes=chosen,
+                        own_sessions_only=own_sessions_only,
                         created_by=actor,
                     )
                 break
@@ -77,7 +90,7 @@ def agent_token_create(
             action="token_create",
             actor=actor,
             resource=f"agent_token:{prefix}",
-            metadata={"name": name, "scopes": chosen},
+            metadata={"name": name, "scopes": chosen, "own_sessions_only": own_sessions_only},
         )
     return IssuedToken(token=token, secret=raw)
 
@@ -100,6 +113,74 @@ def agent_token_revoke(prefix: str, *, actor: str = SYSTEM_ACTOR) -> AgentToken:
             metadata={"name": token.name},
         )
     return token
+
+
+def token_prefix_of(raw: str) -> str | None:
+    """The public prefix of something shaped like a token (never the secret)."""
+    match = _TOKEN.match(raw or "")
+    return match.group(1) if match else None
+
+
+def api_refusal_record(
+    *,
+    action: str,
+    code: str,
+    actor: str,
+    resource: str,
+    method: str,
+    path: str,
+    remote_addr: str | None,
+) -> None:
+    """Record a refused API request in the audit trail (event type ``auth``): a failed
+    authentication (``authentication_failed``) or a refused authorisation
+    (``access_denied``). Never the token itself: at most its public prefix."""
+    audit_event_record(
+        event_type=AuditEventType.AUTH,
+        action=action,
+        actor=actor,
+        resource=resource,
+        metadata={"code": code, "method": method, "path": path[:500], "remote_addr": remote_addr},
+    )
+
+
+def staff_access_record(
+    *, action: str, username: str, remote_addr: str | None, path: str, method: str = "POST"
+) -> None:
+    """Record a staff login (``login``), a failed one (``login_failed``), a lockout after
+    too many (``login_locked_out``) or a refused page (``permission_denied``)."""
+    name = username[:150]
+    audit_event_record(
+        event_type=AuditEventType.AUTH,
+        action=action,
+        actor=f"staff:{name}" if name and action in ("login", "permission_denied") else "anonymous",
+        resource=f"user:{name}" if name else "user:",
+        metadata={
+            "username": name,
+            "remote_addr": remote_addr,
+            "path": path[:500],
+            "method": method,
+        },
+    )
+
+
+def staff_actor(
+    user: Any, permission: str, *, path: str = "", remote_addr: str | None = None
+) -> str:
+    """The audit actor (``staff:<username>``) of a staff member about to change
+    something, once they may: an active staff user holding ``permission``. Otherwise the
+    refusal is recorded (``permission_denied``) and ``StaffPermissionDenied`` raised (403).
+
+    Views and admin actions take their actor from here, so the permission is checked
+    where the identity handed to the services is made, whatever the view checked."""
+    if user.is_active and user.is_staff and user.has_perm(permission):
+        return f"staff:{user.get_username()}"
+    staff_access_record(
+        action="permission_denied",
+        username=user.get_username() if user.is_authenticated else "",
+        remote_addr=remote_addr,
+        path=path,
+    )
+    raise StaffPermissionDenied(permission)
 
 
 def agent_token_authenticate(raw: str) -> AgentToken:

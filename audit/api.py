@@ -10,8 +10,11 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from pydantic import field_validator
 
+from agents import conf as agents_conf
 from agents.auth import admin_access
 from audit.selectors import audit_events_search
+from sergas.encoding import IsoDateTime
+from sergas.inputs import check_json
 
 router = Router(tags=["audit"], auth=admin_access)
 
@@ -37,8 +40,8 @@ class AuditPageOut(Schema):
 
 
 class AuditFilters(Schema):
-    since: datetime | None = Field(default=None, description="Default: 7 days ago.")
-    until: datetime | None = None
+    since: IsoDateTime | None = Field(default=None, description="Default: 7 days ago.")
+    until: IsoDateTime | None = None
     event_type: str | None = None
     action: str | None = None
     actor: str | None = None
@@ -61,6 +64,7 @@ class AuditFilters(Schema):
             raise ValueError("must be a JSON object") from None
         if not isinstance(parsed, dict):
             raise ValueError("must be a JSON object")
+        check_json(parsed, max_depth=agents_conf.max_json_depth(), prefix="metadata")
         return value
 
 

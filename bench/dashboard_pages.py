@@ -53,7 +53,7 @@ SESSIONS_SQL = """
 INSERT INTO agent_session (
     session_id, orchestrator_id, status, session_type, context, metrics, account_ids,
     owner_id, version, error_message, created_at, updated_at, started_at, finished_at,
-    last_heartbeat_at, last_checkpoint_sequence, recovery_count)
+    last_heartbeat_at, last_checkpoint_sequence, recovery_count, created_by)
 SELECT 'session_bench_' || g, 'bench-orchestrator',
        (ARRAY['completed', 'completed', 'completed', 'failed', 'cancelled', 'pending',
               'interrupted'])[1 + g %% 7],
@@ -63,9 +63,14 @@ SELECT 'session_bench_' || g, 'bench-orchestrator',
                           'failed_accounts', '[]'::jsonb),
        '{}'::jsonb, ARRAY['acct_1', 'acct_2', 'acct_' || g],
        'owner_' || lpad((g %% 50)::text, 2, '0'),
-       3, '', t, t, t, CASE WHEN g %% 7 < 5 THEN t + interval '20 minutes' END, t, 2, 0
+       3, '', t, t, t, CASE WHEN g %% 7 < 5 THEN t + interval '20 minutes' END, t, 2, 0,
+       'agent:bench'
 FROM generate_series(1, %(count)s) AS g,
-     LATERAL (SELECT now() - (g %% 20160) * interval '1 minute' AS t) AS at
+     LATERAL (SELECT now() - (g %% 20160) * interval '1 minute' AS t) AS at;
+INSERT INTO agent_session_account (session_id, account_id)
+SELECT session_id, unnest(account_ids) FROM agent_session
+ WHERE session_id LIKE 'session_bench_%%'
+ON CONFLICT DO NOTHING
 """
 
 EVENTS_SQL = """

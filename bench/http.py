@@ -58,7 +58,7 @@ def _load(sessions: int, events: int) -> None:
             INSERT INTO agent_session
                 (session_id, orchestrator_id, status, session_type, context, metrics,
                  account_ids, owner_id, version, error_message, created_at, updated_at,
-                 started_at, last_checkpoint_sequence, recovery_count)
+                 started_at, last_checkpoint_sequence, recovery_count, created_by)
             SELECT 'session_bench_' || lpad(g::text, 8, '0'), 'orch-' || g %% 20,
                    (%s::text[])[1 + g %% 7], 'scheduled',
                    jsonb_build_object('account_ids', jsonb_build_array('acct_' || g),
@@ -69,7 +69,7 @@ def _load(sessions: int, events: int) -> None:
                    jsonb_build_object('api_call_count', g %% 100, 'error_count', g %% 3),
                    ARRAY['acct_' || g], 'owner_' || lpad((g %% 50)::text, 2, '0'), 1, '',
                    %s - g * interval '5 seconds', %s - g * interval '5 seconds',
-                   %s - g * interval '5 seconds', 0, 0
+                   %s - g * interval '5 seconds', 0, 0, 'agent:orch-' || g %% 20
               FROM generate_series(1, %s) AS g
             """,
             [STATUSES, now, now, now, sessions],

@@ -8,6 +8,7 @@ from typing import TypeVar
 from django.contrib import messages
 from django.http import Http404, HttpRequest
 
+from agents.services import staff_actor as agents_staff_actor
 from sergas.errors import DomainError, NotFound
 from sessions import services as session_services
 from sessions.transitions import SessionAction, allowed_actions
@@ -15,8 +16,12 @@ from sessions.transitions import SessionAction, allowed_actions
 T = TypeVar("T")
 
 
-def staff_actor(request: HttpRequest) -> str:
-    return f"staff:{request.user.get_username()}"
+def staff_actor(request: HttpRequest, permission: str) -> str:
+    """The audit actor of the staff member behind ``request``, once they hold
+    ``permission`` (``agents.services.staff_actor`` records a refusal and raises 403)."""
+    return agents_staff_actor(
+        request.user, permission, path=request.path, remote_addr=request.META.get("REMOTE_ADDR")
+    )
 
 
 def perform(request: HttpRequest, call: Callable[[], T], *, success: str) -> tuple[bool, T | None]:

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from agents.services import staff_actor
 from scheduling import services
 from scheduling.forms import ScheduledReviewForm
 from scheduling.models import RunBatch, ScheduledReview, ScheduleExecution
@@ -11,17 +12,24 @@ from sergas.admin import ReadOnlyModelAdmin
 from sergas.errors import DomainError
 
 
-def _actor(request: HttpRequest) -> str:
-    return f"staff:{request.user.get_username()}"
+def _actor(request: HttpRequest, permission: str = "scheduling.change_scheduledreview") -> str:
+    return staff_actor(
+        request.user, permission, path=request.path, remote_addr=request.META.get("REMOTE_ADDR")
+    )
 
 
 def _each(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, verb: str, action: Any
 ) -> None:
     done = 0
+    try:
+        actor = _actor(request)
+    except DomainError as exc:
+        modeladmin.message_user(request, exc.detail, messages.ERROR)
+        return
     for review_id in queryset.values_list("pk", flat=True):
         try:
-            action(review_id, actor=_actor(request))
+            action(review_id, actor=actor)
             done += 1
         except DomainError as exc:
             modeladmin.message_user(request, exc.detail, messages.WARNING)
@@ -73,15 +81,18 @@ class ScheduledReviewAdmin(admin.ModelAdmin):
         if change:
             saved = services.review_update(obj.pk, changes=form.changes(), actor=_actor(request))
         else:
-            saved = services.review_create(actor=_actor(request), **form.fields_to_create())
+            saved = services.review_create(
+                actor=_actor(request, "scheduling.add_scheduledreview"), **form.fields_to_create()
+            )
         obj.pk = saved.pk
 
     def delete_model(self, request: HttpRequest, obj: ScheduledReview) -> None:
-        services.review_delete(obj.pk, actor=_actor(request))
+        services.review_delete(obj.pk, actor=_actor(request, "scheduling.delete_scheduledreview"))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        actor = _actor(request, "scheduling.delete_scheduledreview")
         for review_id in queryset.values_list("pk", flat=True):
-            services.review_delete(review_id, actor=_actor(request))
+            services.review_delete(review_id, actor=actor)
 
 
 @admin.register(ScheduleExecution)

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from ninja import Query, Router
 from ninja.responses import Status
 
-from agents.auth import Principal, write_access
+from agents.auth import Principal, unconfined_only, write_access
 from scheduling import selectors, services
 from scheduling.exceptions import ReviewNotFound
 from scheduling.models import ScheduledReview
@@ -29,6 +29,7 @@ from scheduling.schemas import (
 )
 
 router = Router(tags=["schedules"])
+router.add_decorator(unconfined_only("schedules"))
 
 
 def _actor(request: HttpRequest) -> str:

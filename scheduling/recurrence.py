@@ -24,6 +24,9 @@ from scheduling.models import ScheduledReview, ScheduleType
 
 # --- validation ---------------------------------------------------------------------------
 
+# An interval longer than a year is a mistake, and far longer ones overflow date arithmetic.
+MAX_INTERVAL_MINUTES = 366 * 24 * 60
+
 _CRON_FIELDS = [
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
@@ -171,10 +174,10 @@ class Recurrence:
         if kind == ScheduleType.CRON:
             validate_cron(self.cron_expression)
         if kind == ScheduleType.INTERVAL and (
-            self.interval_minutes is None or self.interval_minutes < 1
+            self.interval_minutes is None or not 1 <= self.interval_minutes <= MAX_INTERVAL_MINUTES
         ):
             raise InvalidSchedule(
-                "an interval schedule needs interval_minutes of at least 1",
+                f"an interval schedule needs interval_minutes from 1 to {MAX_INTERVAL_MINUTES}",
                 field="interval_minutes",
             )
         if kind == ScheduleType.ONE_TIME and self.scheduled_time is None:

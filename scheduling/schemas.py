@@ -1,6 +1,6 @@
 """Request and response shapes of the schedules API, one per operation."""
 
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,25 +14,31 @@ from scheduling.models import (
     SchedulePriority,
     ScheduleType,
 )
-from scheduling.recurrence import Recurrence, describe
+from scheduling.recurrence import MAX_INTERVAL_MINUTES, Recurrence, describe
+from sergas.encoding import IsoDateTime, LocalTime
+from sergas.inputs import InputSchema
 
 
-class _ScheduleFields(Schema):
+class _ScheduleFields(InputSchema):
     """Every editable field; validation beyond types is the services' (422 with the field)."""
 
-    time_of_day: time | None = Field(default=None, description="Presets: local time, HH:MM.")
-    weekday: int | None = Field(default=None, description="Weekly/biweekly: 0 = Monday.")
-    day_of_month: int | None = Field(default=None, description="Monthly: 1-31 (clamped).")
+    time_of_day: LocalTime | None = Field(default=None, description="Presets: local time, HH:MM.")
+    weekday: int | None = Field(
+        default=None, ge=0, le=6, description="Weekly/biweekly: 0 = Monday."
+    )
+    day_of_month: int | None = Field(
+        default=None, ge=1, le=31, description="Monthly: 1-31 (clamped)."
+    )
     cron_expression: str | None = Field(default=None, max_length=200)
-    interval_minutes: int | None = None
-    scheduled_time: datetime | None = Field(default=None, description="One-time.")
-    starts_at: datetime | None = Field(default=None, description="Interval/biweekly anchor.")
-    timezone: str | None = Field(default=None, description="IANA name; default UTC.")
+    interval_minutes: int | None = Field(default=None, ge=1, le=MAX_INTERVAL_MINUTES)
+    scheduled_time: IsoDateTime | None = Field(default=None, description="One-time.")
+    starts_at: IsoDateTime | None = Field(default=None, description="Interval/biweekly anchor.")
+    timezone: str | None = Field(default=None, max_length=64, description="IANA name; default UTC.")
     priority: SchedulePriority | None = None
-    max_retries: int | None = None
-    retry_delay_minutes: int | None = None
+    max_retries: int | None = Field(default=None, ge=0, le=20)
+    retry_delay_minutes: int | None = Field(default=None, ge=0, le=7 * 24 * 60)
     overlap_policy: OverlapPolicy | None = None
-    catch_up_window_minutes: int | None = None
+    catch_up_window_minutes: int | None = Field(default=None, ge=0, le=7 * 24 * 60)
     account_filter: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
 
@@ -49,7 +55,7 @@ class ScheduleUpdateIn(_ScheduleFields):
     schedule_type: ScheduleType | None = None
 
 
-class PauseIn(Schema):
+class PauseIn(InputSchema):
     note: str = Field(default="", max_length=2000, description="Why; shown to staff.")
 
 
@@ -59,7 +65,7 @@ class ScheduleOut(Schema):
     owner_id: str
     schedule_type: ScheduleType
     description: str = Field(description="The schedule in words.")
-    time_of_day: time | None
+    time_of_day: LocalTime | None
     weekday: int | None
     day_of_month: int | None
     cron_expression: str

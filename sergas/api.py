@@ -5,10 +5,9 @@ their base class (``sergas.errors``), ninja's own validation, parsing, auth and 
 errors are reshaped to the same form. Anything else is a bug: a logged 500.
 """
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Router
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
@@ -16,8 +15,9 @@ from ninja.renderers import JSONRenderer
 
 from agents import conf as agents_conf
 from agents.auth import read_access
-from agents.exceptions import BodyTooLarge, CallerThrottled
+from agents.exceptions import CallerThrottled
 from agents.throttling import CallerRateThrottle
+from sergas.availability import DatabaseUnavailable, log_outage
 from sergas.encoding import PreciseJSONEncoder
 from sergas.errors import (
     Conflict,
@@ -27,8 +27,11 @@ from sergas.errors import (
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    ServiceUnavailable,
     ValidationFailed,
 )
+from sergas.inputs import GuardedParser, guard_request
+from sergas.openapi import document_errors
 
 # (prefix, router): each app owns its router.
 V1_ROUTERS: list[tuple[str, str]] = [
@@ -48,6 +51,7 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (PayloadTooLarge, 413),
     (ValidationFailed, 422),
     (RateLimited, 429),
+    (ServiceUnavailable, 503),
 ]
 _CODE_OF_STATUS = {
     400: "bad_request",
@@ -63,7 +67,12 @@ class _Renderer(JSONRenderer):
     encoder_class = PreciseJSONEncoder
 
 
-api = NinjaAPI(
+class SergasAPI(NinjaAPI):
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        return document_errors(super().get_openapi_schema(**kwargs))
+
+
+api = SergasAPI(
     title="Sergas control plane",
     version="1",
     description=(
@@ -77,6 +86,7 @@ api = NinjaAPI(
     auth=read_access,
     throttle=[CallerRateThrottle()],
     renderer=_Renderer(),
+    parser=GuardedParser(),
 )
 
 v1 = Router()
@@ -102,9 +112,17 @@ def error_response(
 def _domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
     http_status = next((status for base, status in STATUS_OF if isinstance(exc, base)), 400)
     response = error_response(request, http_status, exc.code, exc.detail, **exc.context)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | ServiceUnavailable):
         response["Retry-After"] = str(exc.retry_after)
     return response
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def _database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """PostgreSQL is unreachable: a fast 503 the client may retry (sergas.availability)."""
+    log_outage(request, exc)
+    return _domain_error(request, DatabaseUnavailable())
 
 
 @api.exception_handler(ValidationError)
@@ -154,21 +172,4 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return error_response(request, 404, "not_found", "Not found.")
 
 
-def _limit_body(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """413 from the declared length, before the body is read, authenticated or parsed."""
-
-    @functools.wraps(run)
-    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            size = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            size = 0
-        limit = agents_conf.max_body_bytes()
-        if size > limit:
-            return api.on_exception(request, BodyTooLarge(size, limit))
-        return run(request, *args, **kwargs)
-
-    return guarded
-
-
-api.add_decorator(_limit_body, mode="view")
+api.add_decorator(guard_request, mode="view")

@@ -1,10 +1,56 @@
 """JSON for the API and the audit export: Django's encoder keeps only milliseconds of a
-datetime; audit timestamps, cursors and versions need all six digits."""
+datetime; audit timestamps, cursors and versions need all six digits. On the way in, a
+datetime is an ISO 8601 string, as the OpenAPI schema says (pydantic alone would also
+take a number of seconds since 1970)."""
 
-from datetime import datetime
-from typing import Any
+import re
+from datetime import UTC, datetime, time
+from typing import Annotated, Any
 
 from ninja.responses import NinjaJSONEncoder
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+
+_ISO_DATE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}")
+
+
+def _iso_only(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("must be an ISO 8601 date-time, e.g. 2026-01-31T09:00:00Z")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    """UTC from here on: PostgreSQL refuses offsets Python accepts (beyond +-15:59)."""
+    if value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+
+
+# Input datetimes of the API schemas.
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_in_utc)]
+
+_LOCAL_TIME = r"^\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$"
+
+
+def _local_time(value: Any) -> Any:
+    if isinstance(value, time):
+        return value
+    if not isinstance(value, str) or not re.match(_LOCAL_TIME, value):
+        raise ValueError("must be a local time without an offset, e.g. 09:00")
+    return value
+
+
+# A wall-clock time read in some timezone named elsewhere: no offset of its own.
+LocalTime = Annotated[
+    time,
+    BeforeValidator(_local_time),
+    WithJsonSchema({"type": "string", "pattern": _LOCAL_TIME, "example": "09:00"}),
+]
 
 
 class PreciseJSONEncoder(NinjaJSONEncoder):

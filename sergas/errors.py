@@ -68,3 +68,13 @@ class RateLimited(DomainError):
     def __init__(self, detail: str, *, retry_after: int, **context: Any) -> None:
         super().__init__(detail, retry_after=retry_after, **context)
         self.retry_after = retry_after
+
+
+class ServiceUnavailable(DomainError):
+    """A backing service (PostgreSQL) is down (HTTP 503); ``retry_after`` in seconds."""
+
+    code = "service_unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int, **context: Any) -> None:
+        super().__init__(detail, **context)
+        self.retry_after = retry_after

@@ -29,6 +29,11 @@ urlpatterns = [
     path("metrics", metrics, name="prometheus-django-metrics"),
 ]
 
+# A database outage outside a view is a 503 too; everything else keeps the 500 page.
+handler500 = "sergas.availability.server_error"
+# A refused staff page is recorded in the audit trail.
+handler403 = "agents.views.permission_denied"
+
 admin.site.site_header = "Sergas control plane"
 admin.site.site_title = "Sergas"
 admin.site.site_url = "/dashboard/"  # the admin's "View site" link

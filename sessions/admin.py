@@ -4,6 +4,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from agents.services import staff_actor
 from sergas.admin import ReadOnlyModelAdmin
 from sergas.errors import DomainError
 from sessions import services
@@ -17,7 +18,12 @@ from sessions.models import (
 
 
 def _staff_actor(request: HttpRequest) -> str:
-    return f"staff:{request.user.get_username()}"
+    return staff_actor(
+        request.user,
+        "agent_sessions.change_agentsession",
+        path=request.path,
+        remote_addr=request.META.get("REMOTE_ADDR"),
+    )
 
 
 def _apply(
@@ -28,9 +34,14 @@ def _apply(
     action: object,
 ) -> None:
     done, refused = 0, []
+    try:
+        actor = _staff_actor(request)
+    except DomainError as exc:
+        modeladmin.message_user(request, exc.detail, messages.ERROR)
+        return
     for session_id in queryset.values_list("session_id", flat=True):
         try:
-            action(session_id, actor=_staff_actor(request))
+            action(session_id, actor=actor)
             done += 1
         except DomainError as exc:
             refused.append(exc.detail)

@@ -4,13 +4,15 @@ Handlers parse, call one service or selector with the caller's actor, and shape 
 answer; the lifecycle, validation and auditing all happen in ``sessions.services``.
 """
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from ninja import Header, Query, Router
 from ninja.responses import Status
 
-from agents.auth import Principal, write_access
+from agents.auth import Principal, record_refusal, write_access
 from agents.services import idempotency_fingerprint, idempotent_request_execute
 from audit.export import JSONL_CONTENT_TYPE, audit_events_jsonl
 from audit.selectors import audit_events_for_session
@@ -39,6 +41,30 @@ from sessions.schemas import (
 
 router = Router(tags=["sessions"])
 events_router = Router(tags=["events"])
+
+
+def _own_sessions_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A token confined to its own sessions finds every other session missing (404, as
+    if it did not exist); the attempt is recorded in the audit trail."""
+
+    @functools.wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        owner = _caller(request).sessions_owner
+        session_id = kwargs.get("session_id")
+        if owner is not None and session_id is not None:
+            creator = selectors.session_creator(session_id)
+            if creator is not None and creator != owner:
+                refused = SessionNotFound(session_id)
+                record_refusal(
+                    request, refused, actor=_caller(request).actor, resource=f"session:{session_id}"
+                )
+                raise refused
+        return view(request, *args, **kwargs)
+
+    return checked
+
+
+router.add_decorator(_own_sessions_only)
 
 IfMatch = Header(None, alias="If-Match", description='Expected version, e.g. "7" (409 if not).')
 
@@ -93,6 +119,7 @@ def list_sessions(request: HttpRequest, filters: Query[SessionFilters]) -> Any:
         account_id=filters.account_id,
         created_after=filters.created_after,
         created_before=filters.created_before,
+        created_by=_caller(request).sessions_owner,
         cursor=filters.cursor,
         limit=filters.limit,
     )
@@ -281,6 +308,7 @@ def report_events(request: HttpRequest, payload: EventBatchIn) -> Any:
         [event.to_hook_event() for event in payload.events],
         agent_name=caller.name,
         actor=caller.actor,
+        sessions_created_by=caller.sessions_owner,
     )
     return {
         "received": len(payload.events),

@@ -66,3 +66,8 @@ def events_dedupe_window_seconds() -> int:
 def events_max_future_seconds() -> int:
     """Clock skew tolerated on reported event timestamps; later ones are refused."""
     return int(_get("EVENTS_MAX_FUTURE_SECONDS", 300))
+
+
+def events_max_age_days() -> int:
+    """Events stamped longer ago than this are refused (the audit trail keeps 7 years)."""
+    return int(_get("EVENTS_MAX_AGE_DAYS", 7 * 366))

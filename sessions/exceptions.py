@@ -18,6 +18,10 @@ EVENT_SESSION_UNKNOWN = "Event {index} names session {session_id}, which does no
 EVENT_IN_FUTURE = (
     "Event {index} is stamped {timestamp}, more than {seconds} s ahead of the server's clock."
 )
+EVENT_TOO_OLD = (
+    "Event {index} is stamped {timestamp}, more than {days} days ago: older than the audit "
+    "trail keeps."
+)
 INVALID_SESSION_ID = (
     "'{session_id}' is not a valid session id: use 1-128 letters, digits, '_', '-', '.' or ':'."
 )
@@ -120,5 +124,15 @@ class EventInFuture(ValidationFailed):
     def __init__(self, index: int, timestamp: str, seconds: int) -> None:
         super().__init__(
             EVENT_IN_FUTURE.format(index=index, timestamp=timestamp, seconds=seconds),
+            field=f"events.{index}.timestamp",
+        )
+
+
+class EventTooOld(ValidationFailed):
+    code = "event_too_old"
+
+    def __init__(self, index: int, timestamp: str, days: int) -> None:
+        super().__init__(
+            EVENT_TOO_OLD.format(index=index, timestamp=timestamp, days=days),
             field=f"events.{index}.timestamp",
         )

@@ -81,6 +81,9 @@ class AgentSession(models.Model):
     metrics = models.JSONField(default=dict)
     account_ids = ArrayField(models.CharField(max_length=128), default=list, blank=True)
     owner_id = models.CharField(max_length=128, blank=True, default="")
+    # The actor that created it (``agent:<name>``, ``worker:run_review``, ...): the agent
+    # tokens confined to their own sessions see exactly the sessions of their agent.
+    created_by = models.CharField(max_length=200, blank=True, default="")
     version = models.PositiveBigIntegerField(default=1)
     error_message = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
@@ -105,6 +108,7 @@ class AgentSession(models.Model):
             models.Index(fields=["orchestrator_id"], name="agent_session_orch_idx"),
             models.Index(fields=["owner_id"], name="agent_session_owner_idx"),
             models.Index(fields=["created_at"], name="agent_session_created_idx"),
+            models.Index(fields=["created_by", "created_at"], name="agent_session_creator_idx"),
             models.Index(fields=["updated_at"], name="agent_session_updated_idx"),
             # The dashboard's live list: active sessions, most recently started first.
             models.Index(

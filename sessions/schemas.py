@@ -2,19 +2,23 @@
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
+from sergas.encoding import IsoDateTime
+from sergas.inputs import InputSchema
 from sessions.hooks import HookEvent, error_type_of
 from sessions.models import HookName, SessionStatus, SessionType
 from sessions.transitions import allowed_actions
 
 NAME_PATTERN = r"^[A-Za-z0-9_.:/-]{1,64}$"
+# Counters and versions are PostgreSQL bigints.
+BIGINT_MAX = 2**63 - 1
 
 
-class SessionCreateIn(Schema):
+class SessionCreateIn(InputSchema):
     orchestrator_id: str = Field(min_length=1, max_length=128)
     session_type: SessionType = SessionType.MANUAL
     account_ids: list[str] | None = None
@@ -89,15 +93,18 @@ class SessionFilters(Schema):
     owner_id: str | None = None
     orchestrator_id: str | None = None
     account_id: str | None = Field(default=None, description="Sessions whose accounts include it.")
-    created_after: datetime | None = None
-    created_before: datetime | None = None
+    created_after: IsoDateTime | None = None
+    created_before: IsoDateTime | None = None
     cursor: str | None = None
     limit: int = Field(default=50, ge=1, le=500)
 
 
-class VersionIn(Schema):
+class VersionIn(InputSchema):
     expected_version: int | None = Field(
-        default=None, ge=1, description="Refuse with 409 unless the session is at this version."
+        default=None,
+        ge=1,
+        le=BIGINT_MAX,
+        description="Refuse with 409 unless the session is at this version.",
     )
 
 
@@ -115,9 +122,11 @@ class ContextIn(VersionIn):
     )
 
 
-class MetricsIn(Schema):
-    counters: dict[str, int] = Field(default_factory=dict)
-    processing_times_ms: list[int] = Field(default_factory=list)
+class MetricsIn(InputSchema):
+    counters: dict[str, Annotated[int, Field(ge=0, le=BIGINT_MAX)]] = Field(default_factory=dict)
+    processing_times_ms: list[Annotated[int, Field(ge=0, le=BIGINT_MAX)]] = Field(
+        default_factory=list
+    )
 
 
 class HeartbeatOut(Schema):
@@ -126,7 +135,7 @@ class HeartbeatOut(Schema):
     at: datetime | None
 
 
-class CheckpointIn(Schema):
+class CheckpointIn(InputSchema):
     context_changes: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -148,7 +157,7 @@ class EventIn(BaseModel):
     event_id: uuid.UUID = Field(description="Chosen by the agent; a replay is skipped.")
     hook: Literal[HookName.PRE_TOOL, HookName.POST_TOOL, HookName.PRE_TASK, HookName.POST_TASK]
     name: str = Field(pattern=NAME_PATTERN, description="Tool name or task type.")
-    timestamp: datetime = Field(description="When it happened, stamped by the agent.")
+    timestamp: IsoDateTime = Field(description="When it happened, stamped by the agent.")
     session_id: str | None = None
     invocation_id: uuid.UUID | None = Field(
         default=None, description="On post_*: the event_id of the matching pre_*."

@@ -56,6 +56,11 @@ def session_exists(session_id: str) -> bool:
     return AgentSession.objects.filter(pk=session_id).exists()
 
 
+def session_creator(session_id: str) -> str | None:
+    """Who created the session (its ``created_by`` actor), or None if it does not exist."""
+    return AgentSession.objects.filter(pk=session_id).values_list("created_by", flat=True).first()
+
+
 def sessions_list(
     *,
     session_id: str | None = None,
@@ -66,13 +71,15 @@ def sessions_list(
     account_id: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    created_by: str | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page[AgentSession]:
     """Sessions matching every given filter, newest first, one keyset page at a time.
 
     Context and metrics stay in PostgreSQL (a list never carries megabytes of context);
-    ``account_id`` uses the SessionAccount index.
+    ``account_id`` uses the SessionAccount index; ``created_by`` (the sessions of one
+    creator, for confined tokens) its index with ``created_at``.
     """
     queryset = AgentSession.objects.defer(*BULKY_COLUMNS)
     if session_id:
@@ -93,6 +100,8 @@ def sessions_list(
         queryset = queryset.filter(created_at__gte=created_after)
     if created_before:
         queryset = queryset.filter(created_at__lt=created_before)
+    if created_by is not None:
+        queryset = queryset.filter(created_by=created_by)
     return keyset_page(queryset, ordering=LIST_ORDERING, cursor=cursor, limit=limit)
 
 

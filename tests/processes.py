@@ -31,6 +31,20 @@ def child_database_url() -> str:
     return f"postgresql://{auth}{db.get('HOST') or '127.0.0.1'}{port}/{db['NAME']}"
 
 
+def spawn(command: list[str], *, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``command`` in the project directory, in a process group of its own (so
+    one signal reaches all its children), its output appended to ``log_path``."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 class CeleryProcess:
     def __init__(self, kind: str, log_dir: Path, *args: str, **env: str) -> None:
         self.kind = kind
@@ -59,15 +73,7 @@ class CeleryProcess:
             "INFO",
             *self.args,
         ]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = spawn(command, env=env, log_path=self.log_path)
         return self
 
     @property

@@ -1,5 +1,6 @@
 """A throwaway Redis server for tests that need to stop and start Redis."""
 
+import contextlib
 import subprocess
 import time
 from pathlib import Path
@@ -45,8 +46,15 @@ class RedisServer:
                     raise
                 time.sleep(0.02)
 
-    def stop(self) -> None:
+    def stop(self, *, save: bool = False) -> None:
+        """Kill it (losing its data), or with ``save`` shut it down as an operator would:
+        its data is written to disk and the next ``start`` loads it back."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            if save:
+                with contextlib.suppress(redis.ConnectionError):  # it closes as it exits
+                    redis.Redis(unix_socket_path=str(self.socket)).shutdown(save=True)
+                self.process.wait(30)
+            else:
+                self.process.kill()
+                self.process.wait()
         self.socket.unlink(missing_ok=True)

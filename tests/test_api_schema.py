@@ -3,9 +3,13 @@
 import pytest
 
 from sergas.api import STATUS_OF, api
-from sergas.errors import PayloadTooLarge, RateLimited
+from sergas.errors import PayloadTooLarge, RateLimited, ServiceUnavailable
 
-_REQUIRED = {PayloadTooLarge: {"limit": 10, "unit": "bytes"}, RateLimited: {"retry_after": 1}}
+_REQUIRED = {
+    PayloadTooLarge: {"limit": 10, "unit": "bytes"},
+    RateLimited: {"retry_after": 1},
+    ServiceUnavailable: {"retry_after": 5},
+}
 
 pytestmark = pytest.mark.django_db
 

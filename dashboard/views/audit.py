@@ -50,7 +50,7 @@ def audit_export(request: HttpRequest, fmt: str) -> HttpResponse:
             status=400,
         )
     filters = form.selector_filters(timezone.now())
-    audit_export_record(fmt, filters, actor=staff_actor(request))
+    audit_export_record(fmt, filters, actor=staff_actor(request, VIEW_AUDIT))
     response = StreamingHttpResponse(audit_export_lines(fmt, filters), content_type=FORMATS[fmt])
     response["Content-Disposition"] = f'attachment; filename="{export_filename(fmt, filters)}"'
     return response

@@ -130,7 +130,7 @@ def schedule_control(request: HttpRequest, review_id: int, action: str) -> HttpR
     review = _review_or_404(review_id)
     form = PauseNoteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        actor = staff_actor(request)
+        actor = staff_actor(request, DELETE_REVIEWS if action == "delete" else CONTROL_REVIEWS)
         calls = {
             "trigger": lambda: services.review_trigger_on_demand(review_id, actor=actor),
             "pause": lambda: services.review_pause(
@@ -173,7 +173,9 @@ def schedule_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         done, review = perform(
             request,
-            lambda: services.review_create(actor=staff_actor(request), **form.fields_to_create()),
+            lambda: services.review_create(
+                actor=staff_actor(request, ADD_REVIEWS), **form.fields_to_create()
+            ),
             success="Review created.",
         )
         if done:
@@ -195,7 +197,9 @@ def schedule_edit(request: HttpRequest, review_id: int) -> HttpResponse:
             return redirect("dashboard:schedule", review_id=review_id)
         done, _ = perform(
             request,
-            lambda: services.review_update(review_id, changes=changes, actor=staff_actor(request)),
+            lambda: services.review_update(
+                review_id, changes=changes, actor=staff_actor(request, CONTROL_REVIEWS)
+            ),
             success=f"Saved: {', '.join(sorted(changes))}.",
         )
         if done:

@@ -139,7 +139,9 @@ def session_control(request: HttpRequest, session_id: str, action: str) -> HttpR
         perform(
             request,
             lambda: control.run(
-                session_id, actor=staff_actor(request), reason=form.cleaned_data["reason"]
+                session_id,
+                actor=staff_actor(request, CONTROL_SESSIONS),
+                reason=form.cleaned_data["reason"],
             ),
             success=f"Session {session_id}: {control.done}.",
         )

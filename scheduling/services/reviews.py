@@ -76,6 +76,9 @@ def _lock(review_id: int) -> ScheduledReview:
 
 def review_validate(review: ScheduledReview) -> None:
     """Normalise and check an unsaved review; raises ``InvalidSchedule`` with the field."""
+    for name in EDITABLE_FIELDS:
+        if getattr(review, name) is None and not ScheduledReview._meta.get_field(name).null:
+            raise InvalidSchedule(f"{name} cannot be null; leave it out to keep it", field=name)
     review.name = (review.name or "").strip()
     if not review.name or len(review.name) > 200:
         raise InvalidSchedule("name must be 1-200 characters", field="name")

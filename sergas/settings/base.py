@@ -5,6 +5,7 @@ Every value that differs between machines comes from ``env`` (django-environ). W
 (used by ``make run`` and ``make test``) starts the embedded servers and sets them.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -29,6 +30,7 @@ INSTALLED_APPS = [
     "psqlextra",
     "django_celery_beat",
     "django_prometheus",
+    "axes",
     "sessions.apps.SessionsConfig",
     "scheduling.apps.SchedulingConfig",
     "audit.apps.AuditConfig",
@@ -45,8 +47,33 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A view that loses PostgreSQL answers 503 (sergas.availability), not 500.
+    "sergas.availability.DatabaseUnavailableMiddleware",
+    # Answers a locked-out login attempt (django-axes); after everything that may refuse.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+
+# Staff login throttling (django-axes): after LOGIN_FAILURE_LIMIT failures for one username
+# from one address, that pair is locked out for LOGIN_LOCKOUT_MINUTES. Attempts are kept in
+# PostgreSQL (not Redis), so throttling holds while Redis is down.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("LOGIN_THROTTLING", default=True)
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The client's address is REMOTE_ADDR; behind TRUSTED_PROXY_COUNT reverse proxies, it is
+# read from X-Forwarded-For (never trusted without proxies: a client could forge it).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
 ROOT_URLCONF = "sergas.urls"
 WSGI_APPLICATION = "sergas.wsgi.application"
@@ -81,6 +108,18 @@ DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"].setdefault(
     "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
 )
+# A server that vanished (host down, network cut) is noticed in about a minute instead of
+# the kernel's quarter of an hour; libpq ignores these on unix sockets.
+for _name, _value in {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}.items():
+    DATABASES["default"]["OPTIONS"].setdefault(_name, _value)
+# Off by default (migrations and maintenance may run long); set it for web processes.
+if _statement_timeout_ms := env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=0):
+    DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={_statement_timeout_ms}"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One Redis serves the cache tiers, the Celery broker and the result backend.
@@ -164,14 +203,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # django-celery-beat's DatabaseScheduler plus the bulk review dispatcher and leadership.
 CELERY_BEAT_SCHEDULER = "scheduling.beat:ReviewScheduler"
+# Crash detection and recovery run every minute; drills shorten them to seconds.
 CELERY_BEAT_SCHEDULE = {
     "scheduling-recover-interrupted-runs": {
         "task": "scheduling.tasks.recover_interrupted_runs",
-        "schedule": 60.0,
+        "schedule": env.float("SCHEDULING_RECOVERY_CHECK_SECONDS", default=60.0),
     },
     "sessions-interrupt-stale": {
         "task": "sessions.tasks.interrupt_stale_sessions",
-        "schedule": 60.0,
+        "schedule": env.float("SESSION_STALE_CHECK_SECONDS", default=60.0),
     },
     "agents-prune-idempotency-records": {
         "task": "agents.tasks.prune_idempotency_records",
@@ -200,6 +240,7 @@ SERGAS_SESSIONS = {
     "EVENTS_MAX_BATCH": env.int("EVENTS_MAX_BATCH", default=1000),
     "EVENTS_DEDUPE_WINDOW_SECONDS": env.int("EVENTS_DEDUPE_WINDOW_SECONDS", default=24 * 3600),
     "EVENTS_MAX_FUTURE_SECONDS": env.int("EVENTS_MAX_FUTURE_SECONDS", default=300),
+    "EVENTS_MAX_AGE_DAYS": env.int("EVENTS_MAX_AGE_DAYS", default=7 * 366),
 }
 
 # --- Scheduling (read through scheduling/conf.py) ------------------------------------------
@@ -224,6 +265,7 @@ SERGAS_SCHEDULING = {
 SERGAS_AGENTS = {
     "THROTTLE_RATE": env.str("API_THROTTLE_RATE", default="3000/min"),
     "MAX_BODY_BYTES": env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024),
+    "MAX_JSON_DEPTH": env.int("API_MAX_JSON_DEPTH", default=32),
     "IDEMPOTENCY_TTL_HOURS": env.int("API_IDEMPOTENCY_TTL_HOURS", default=24),
 }
 # Django refuses bodies above this before the API can answer 413 with its own limit.

@@ -28,3 +28,6 @@ SERGAS_SCHEDULING = {
 DATABASES["default"]["ENGINE"] = "tests.psqlextra_backend"  # psqlextra looks for its name
 # Pages show what a test just wrote, not an aggregate computed a few seconds before.
 SERGAS_DASHBOARD = {**SERGAS_DASHBOARD, "OVERVIEW_CACHE_SECONDS": 0}
+# Login throttling needs a request in authenticate(); tests log in with force_login, and
+# the tests of throttling turn it on (tests/test_staff_security.py).
+AXES_ENABLED = False

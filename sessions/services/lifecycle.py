@@ -74,6 +74,7 @@ def session_create(
         metrics=SessionMetrics().dump(),
         account_ids=typed_context.account_ids,
         owner_id=typed_context.owner_id or "",
+        created_by=actor,
         created_at=now,
         updated_at=now,
     )

@@ -50,6 +50,7 @@ class TestAuthentication:
             "actor": "agent:reviewer-7",
             "scopes": ["read", "write"],
             "read_only": False,
+            "own_sessions_only": False,
         }
 
 

@@ -33,7 +33,11 @@ class TestIssue:
             "staff:ana",
             f"agent_token:{token.prefix}",
         )
-        assert event.metadata == {"name": "reviewer-1", "scopes": ["write"]}
+        assert event.metadata == {
+            "name": "reviewer-1",
+            "scopes": ["write"],
+            "own_sessions_only": False,
+        }
 
     def test_each_scope_includes_the_ones_below_it(self):
         assert agent_token_create(name="a", scopes=["read"]).token.effective_scopes == {"read"}

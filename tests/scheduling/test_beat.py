@@ -87,7 +87,11 @@ def test_beat_dead_when_a_run_comes_due_catches_it_up_once(celery_processes):
     assert _runs(review) == []  # nothing dispatched while no beat ran
 
     second = celery_processes.beat(SCHEDULING_DISPATCH_LEAD_SECONDS="0")
-    wait_for(lambda: _runs(review), timeout=30, what="the catch-up dispatch")
+    wait_for(
+        lambda: any(run.enqueued_at for run in _runs(review)),
+        timeout=30,
+        what="the catch-up dispatch",
+    )
     second.stop()
     [run] = _runs(review)
     assert run.nominal_time == review.starts_at

@@ -23,17 +23,29 @@ class Command(BaseCommand):
             help="read: GET only; write: drive sessions, report events (default); "
             "admin: also search the whole audit trail.",
         )
+        parser.add_argument(
+            "--own-sessions",
+            action="store_true",
+            help="Confine the token to the sessions its agent creates: any other session is "
+            "404 to it, and schedules and the audit search are refused.",
+        )
 
-    def handle(self, *args: Any, name: str, scopes: list[str], **options: Any) -> None:
+    def handle(
+        self, *args: Any, name: str, scopes: list[str], own_sessions: bool, **options: Any
+    ) -> None:
         try:
             issued = agent_token_create(
-                name=name, scopes=scopes, actor="command:create_agent_token"
+                name=name,
+                scopes=scopes,
+                own_sessions_only=own_sessions,
+                actor="command:create_agent_token",
             )
         except ValidationFailed as exc:
             raise CommandError(exc.detail) from exc
         token = issued.token
+        confined = ", own sessions only" if token.own_sessions_only else ""
         self.stderr.write(
             f"Token for agent '{token.name}' (prefix {token.prefix}, scopes "
-            f"{', '.join(token.scopes)}). Store it now: it cannot be shown again."
+            f"{', '.join(token.scopes)}{confined}). Store it now: it cannot be shown again."
         )
         self.stdout.write(issued.secret)

@@ -1,0 +1,112 @@
+"""Schemathesis against ``/api/openapi.json`` with a valid admin token.
+
+Every generated request, valid or deliberately invalid, must get an answer its schema
+documents: no 5xx, no undocumented status, no body or header that breaks the schema, and
+invalid input refused with a 4xx. Half of the requests that name a session or a review
+name one that exists (in each status), so the fuzzing reaches past the 404.
+
+``make test`` sends about 1,700 requests; ``make drills`` about 4,000
+(``SERGAS_FUZZ_EXAMPLES``, examples per operation and phase; ``SERGAS_FUZZ_RANDOM=1``
+for new ones instead of the same every run).
+"""
+
+import itertools
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import schemathesis
+from django.core import signals
+from django.db import close_old_connections
+from hypothesis import HealthCheck, settings
+from schemathesis.core.parameters import ParameterLocation
+
+from agents.services import agent_token_create
+from sergas.wsgi import application
+from tests.drills.report import DrillReport
+from tests.factories import make_session
+from tests.scheduling.factories import make_review
+
+EXAMPLES = int(os.environ.get("SERGAS_FUZZ_EXAMPLES", "8"))
+# The same requests every run, so CI is repeatable; SERGAS_FUZZ_RANDOM=1 explores anew.
+RANDOM = os.environ.get("SERGAS_FUZZ_RANDOM") == "1"
+CONFIG = Path(__file__).resolve().parent.parent / "schemathesis.toml"
+
+_statuses: Counter[int] = Counter()
+_alternate = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def fuzz_report():
+    report = DrillReport(f"schemathesis, {EXAMPLES} examples per operation and phase")
+    yield report
+    report.note("requests", sum(_statuses.values()))
+    report.note("answers (status: count)", dict(sorted(_statuses.items())))
+    report.print()
+
+
+@pytest.fixture
+def wsgi_keeps_the_test_connection():
+    """Requests go straight to the WSGI application, which closes the database
+    connection when a request ends; the test's transaction lives on that connection (the
+    test client disconnects the same handlers)."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def settings_throttle_off(settings):
+    settings.SERGAS_AGENTS = {**settings.SERGAS_AGENTS, "THROTTLE_RATE": "1000000/min"}
+
+
+@pytest.fixture
+def real_objects(db) -> dict[str, list]:
+    statuses = ["pending", "running", "paused", "completed", "failed", "interrupted"]
+    return {
+        "session_id": [make_session(status).session_id for status in statuses],
+        "review_id": [make_review(name=f"fuzz {i}").pk for i in range(2)],
+    }
+
+
+@pytest.fixture
+def token(db) -> str:
+    return agent_token_create(name="fuzzer", scopes=["admin"]).secret
+
+
+# Loaded when the module is imported (the lazy loader needs pytest < 9).
+schema = schemathesis.openapi.from_wsgi(
+    "/api/openapi.json",
+    application,
+    config=schemathesis.config.SchemathesisConfig.from_path(CONFIG),
+)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=not RANDOM,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@pytest.mark.usefixtures("settings_throttle_off", "wsgi_keeps_the_test_connection")
+def test_generated_requests_get_documented_answers(case, token, real_objects, fuzz_report):
+    meta = case._meta
+    negative = meta is not None and meta.generation.mode.is_negative
+    if case.path_parameters and not negative and next(_alternate) % 2:
+        for name, values in real_objects.items():
+            if name in case.path_parameters:
+                case.path_parameters[name] = values[next(_alternate) % len(values)]
+    # A case generated without its required Authorization header keeps it missing.
+    auth = (
+        {}
+        if meta and meta.is_negative_at(ParameterLocation.HEADER)
+        else {"Authorization": f"Bearer {token}"}
+    )
+    response = case.call(headers=auth)
+    _statuses[response.status_code] += 1
+    case.validate_response(response, headers=auth)
