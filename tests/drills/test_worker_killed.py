@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from scheduling.models import ExecutionStatus, ScheduleExecution
+from scheduling.models import BatchStatus, ExecutionStatus, RunBatch, ScheduleExecution
 from scheduling.publishing import RunMessage, publish_runs
 from sessions.models import AgentSession, SessionCheckpoint
 from sessions.state import SessionContext, SessionMetrics
@@ -68,6 +68,12 @@ def test_a_worker_killed_mid_review_loses_nothing_and_repeats_only_the_batch_in_
         timeout=60,
         what="three checkpoints",
     )
+    # Kill it in the middle of a batch: the batch in flight is what a crash can lose.
+    wait_for(
+        lambda: RunBatch.objects.filter(execution=run, status=BatchStatus.RUNNING).exists(),
+        timeout=30,
+        what="a batch in flight",
+    )
     doomed.kill()
     killed_at = timezone.now()
     checkpoints_at_kill = SessionCheckpoint.objects.filter(session_id=session_id).count()
@@ -85,12 +91,17 @@ def test_a_worker_killed_mid_review_loses_nothing_and_repeats_only_the_batch_in_
 
     # A late redelivery of the original message (what the broker does after the
     # visibility timeout) finds the run finished and changes nothing.
+    handled = f"run_review[{run.pk}] succeeded"
+    handled_before = survivor.log().count(handled)  # the recovery's own continuation
+    version_before = AgentSession.objects.get(pk=session_id).version
     publish_runs([RunMessage(str(run.pk), review.priority)])
     wait_for(
-        lambda: "'not claimed'" in survivor.log(),
+        lambda: survivor.log().count(handled) > handled_before,
         timeout=30,
-        what="the redelivered message to be refused",
+        what="the redelivered message to be handled",
     )
+    # The run is finished: the message published no batch and changed nothing.
+    assert AgentSession.objects.get(pk=session_id).version == version_before
     drill_report.count("late redeliveries refused")
 
     session = AgentSession.objects.get(pk=session_id)
@@ -120,6 +131,10 @@ def test_a_worker_killed_mid_review_loses_nothing_and_repeats_only_the_batch_in_
         "kill -> interrupted", f"{(interrupted_at - killed_at).total_seconds():.1f} s"
     )
     drill_report.note("kill -> recovered", f"{(recovered_at - killed_at).total_seconds():.1f} s")
+    drill_report.note(
+        "batch attempts",
+        sorted(RunBatch.objects.filter(execution=run).values_list("attempts", flat=True)),
+    )
     finished_at = ScheduleExecution.objects.get(pk=run.pk).finished_at
     drill_report.note("kill -> succeeded", f"{(finished_at - killed_at).total_seconds():.1f} s")
     drill_report.note("runs of the review", [(e.attempt, e.status) for e in executions])
