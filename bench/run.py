@@ -42,6 +42,9 @@ def main() -> int:
     options = arguments.parse_args()
     chosen = options.only or scripts()
     outcomes: dict[str, dict] = {}
+    previous = RESULTS / "latest.json"
+    if options.only and previous.exists():  # re-running some: keep the others' figures
+        outcomes = json.loads(previous.read_text()).get("results", {})
     for script in chosen:
         print(f"\n=== {script}{' --quick' if options.quick else ''}", flush=True)
         started = time.perf_counter()
@@ -59,6 +62,7 @@ def main() -> int:
         else:
             outcomes[script] = {"error": f"exit status {completed.returncode}", "seconds": seconds}
 
+    outcomes = dict(sorted(outcomes.items()))
     latest = {"commit": commit(), "quick": options.quick, "results": outcomes}
     (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2))
     lines = [
@@ -72,6 +76,7 @@ def main() -> int:
             lines.append(f"| {script} | FAILED ({outcome['error']}) | | | | |")
             continue
         lines += [_row(script, figure) for figure in outcome["figures"]]
+    lines += ["", "Each script's own commit is in its entry of latest.json."]
     table = "\n".join(lines) + "\n"
     (RESULTS / "latest.md").write_text(table)
     print("\n" + table)

@@ -69,12 +69,31 @@ def _stats(samples: list[float]) -> dict[str, float]:
     }
 
 
+def _crontab_at(due: datetime) -> object:
+    """The crontab of a daily run at ``due``'s minute (UTC), as the herd's presets make."""
+    from django_celery_beat.models import CrontabSchedule
+
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=str(due.minute),
+        hour=str(due.hour),
+        day_of_week="*",
+        day_of_month="*",
+        month_of_year="*",
+        timezone="UTC",
+    )
+    return crontab
+
+
 def _reset_tables() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
+        # Children first: raw DELETEs do not cascade as the ORM would.
+        cursor.execute("DELETE FROM schedule_run_batch")
         cursor.execute("DELETE FROM schedule_execution")
         cursor.execute("DELETE FROM scheduled_review")
+        cursor.execute("DELETE FROM agent_session_checkpoint")
+        cursor.execute("DELETE FROM agent_session_account")
         cursor.execute("DELETE FROM agent_session")
         cursor.execute(
             "DELETE FROM django_celery_beat_periodictask WHERE name LIKE 'review:%%'"
@@ -83,7 +102,7 @@ def _reset_tables() -> None:
 
 
 def ours(count: int, workers: int, *, quick: bool) -> dict[str, object]:
-    from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
+    from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
     from scheduling.models import ScheduledReview, ScheduleExecution
     from scheduling.services.sync import FIRE_TASK
@@ -96,14 +115,7 @@ def ours(count: int, workers: int, *, quick: bool) -> dict[str, object]:
         if quick
         else _due_minute(lead_seconds=15 + count / 1000)
     )
-    crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=str(due.minute),
-        hour=str(due.hour),
-        day_of_week="*",
-        day_of_month="*",
-        month_of_year="*",
-        timezone="UTC",
-    )
+    crontab = _crontab_at(due)
     reviews = ScheduledReview.objects.bulk_create(
         [
             ScheduledReview(
@@ -189,21 +201,14 @@ def ours(count: int, workers: int, *, quick: bool) -> dict[str, object]:
 
 def stock(count: int, workers: int, observe_seconds: float) -> dict[str, object]:
     import redis
-    from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
+    from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
     from bench.stock_beat import SENT_KEY, STARTED_KEY
 
     _reset_tables()
     purge_bench_queues()
     due = _due_minute(lead_seconds=30 + count / 250)
-    crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=str(due.minute),
-        hour=str(due.hour),
-        day_of_week="*",
-        day_of_month="*",
-        month_of_year="*",
-        timezone="UTC",
-    )
+    crontab = _crontab_at(due)
     PeriodicTask.objects.bulk_create(
         [
             PeriodicTask(
