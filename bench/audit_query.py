@@ -288,11 +288,13 @@ def _measure_removal(*, cold: bool) -> list[Figure]:
         _cold_cache()
     _say(f"DELETE of {rows:,} rows (then rolled back), {label}")
     with transaction.atomic():
+        wal = _wal_position()
         started = time.perf_counter()
         _execute(
             f"DELETE FROM {SCHEMA}.audit_event WHERE {where}", [_month(july), _month(july + 1)]
         )
         delete_seconds = time.perf_counter() - started
+        delete_wal = _wal_since(wal)
         transaction.set_rollback(True)
 
     _checkpoint()
@@ -310,11 +312,13 @@ def _measure_removal(*, cold: bool) -> list[Figure]:
     if cold:
         _cold_cache()
     _say(f"detach and drop of the first month, {label}")
+    wal = _wal_position()
     started = time.perf_counter()
     with transaction.atomic():
         _execute(f"ALTER TABLE {SCHEMA}.audit_event DETACH PARTITION {partitions[july]}")
         _execute(f"DROP TABLE {partitions[july]}")
     drop_seconds = time.perf_counter() - started
+    drop_wal = max(_wal_since(wal), 1)
     connection.close()
     return [
         Figure(
@@ -343,7 +347,25 @@ def _measure_removal(*, cold: bool) -> list[Figure]:
             vacuum_seconds / drop_seconds,
             "x",
         ),
+        Figure(
+            f"WAL written to remove one month, {label}: detach + drop",
+            drop_wal / 1024,
+            "KiB",
+            baseline_name="DELETE of the same rows",
+            baseline_value=delete_wal / 1024,
+        ),
     ]
+
+
+def _wal_position() -> str:
+    return _execute("SELECT pg_current_wal_insert_lsn()::text")[0][0]
+
+
+def _wal_since(position: str) -> int:
+    """Bytes of WAL written since ``position`` (what replicas and backups must carry)."""
+    return int(
+        _execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", [position])[0][0]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
