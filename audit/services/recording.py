@@ -13,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from audit.canonical import EVENT_KEYS
 from audit.models import AuditEvent, AuditEventType
 from sergas.encoding import PreciseJSONEncoder
 from sergas.pgcopy import copy_rows
@@ -72,16 +73,7 @@ def audit_events_record_generated(events: Iterable[dict[str, Any]]) -> int:
     )
 
 
-_COPY_COLUMNS = [
-    "event_id",
-    "timestamp",
-    "session_id",
-    "event_type",
-    "actor",
-    "action",
-    "resource",
-    "metadata",
-]
+_COPY_COLUMNS = list(EVENT_KEYS)
 
 
 def _event_fields(
