@@ -32,7 +32,9 @@ serve:
 	@echo "  Health: http://$(HOST):$(PORT)/healthz   Metrics: http://$(HOST):$(PORT)/metrics"
 	@echo "  Press Ctrl-C to stop web, worker, beat and the embedded servers."
 	@echo ""
-	DEBUG=$${DEBUG:-1} PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
+	@# exec: make must wait for honcho itself (not for a shell that a signal kills first),
+	@# so the embedded servers stop only after honcho has stopped web, worker and beat.
+	exec env DEBUG=$${DEBUG:-1} PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
 
 ## test: ruff, then pytest against real PostgreSQL and Redis
 test: $(STAMP) lint

@@ -18,6 +18,10 @@ with one active beat at a time.
 
 import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 import psycopg
@@ -81,11 +85,43 @@ class BeatLeadership:
         self._connection = None
 
 
+@contextlib.contextmanager
+def shutdown_signals_held() -> Iterator[list[int]]:
+    """Hold SIGTERM and SIGINT for the duration; yields the list of those received.
+
+    Only the main thread may set handlers (an embedded ``worker -B`` beat runs in a thread
+    of its own): elsewhere this holds nothing.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def _hold(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {signum: signal.signal(signum, _hold) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 class ReviewScheduler(DatabaseScheduler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.leadership = BeatLeadership(conf.beat_lock_key())
         self._leading: bool | None = None  # None until the first tick decides
-        super().__init__(*args, **kwargs)
+        # Celery's SIGTERM handler closes the scheduler, and builds it a second time when the
+        # signal lands while this one is being built: a query runs inside another on the
+        # same connection, the stock code logs the error, the SystemExit is lost and beat
+        # runs on until a SIGKILL. Hold the signal until the build ends, then exit: nothing
+        # has been dispatched, so there is nothing to save.
+        with shutdown_signals_held() as received:
+            super().__init__(*args, **kwargs)
+        if received:
+            logger.info("Beat stopped by %s while starting", signal.Signals(received[0]).name)
+            raise SystemExit(0)
 
     def enabled_models_qs(self) -> Any:
         # Reviews are dispatched in bulk by tick(); keep them out of the stock heap.

@@ -1,6 +1,9 @@
 """Beat and workers as real processes: runs fire, restarts lose and duplicate nothing,
 and only one beat dispatches at a time."""
 
+import os
+import signal
+import time
 from datetime import timedelta
 
 import pytest
@@ -8,8 +11,10 @@ from django.db import connection
 from django.utils import timezone
 
 from scheduling import services
+from scheduling.beat import ReviewScheduler
 from scheduling.models import ExecutionStatus, ScheduledReview, ScheduleExecution
 from scheduling.runners import review_runner
+from sergas.celery import app
 from tests.scheduling.factories import make_review
 from tests.scheduling.test_runs import wait_for
 
@@ -172,3 +177,38 @@ def celery_worker_factory(transactional_db):
             yield worker
 
     return factory
+
+
+def test_a_stop_signal_while_the_scheduler_is_built_stops_beat_at_once():
+    """SIGTERM during start-up (``make run`` stopped at once, a deploy rolled back) used to
+    reach Celery's handler mid-build: beat logged an error and ran on until SIGKILL."""
+    calls: list[int] = []
+
+    def celery_handler(signum, _frame):
+        calls.append(signum)
+
+    class SignalledWhileBuilding(ReviewScheduler):
+        def setup_schedule(self) -> None:
+            signal.raise_signal(signal.SIGTERM)
+            super().setup_schedule()
+
+    previous = signal.signal(signal.SIGTERM, celery_handler)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            SignalledWhileBuilding(app=app)
+        assert stopped.value.code == 0
+        assert calls == []  # Celery's handler never ran against a half-built scheduler
+        assert signal.getsignal(signal.SIGTERM) is celery_handler  # and is back in place
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_beat_stopped_right_after_it_starts_exits_without_a_kill(celery_processes):
+    beat = celery_processes.beat()
+    beat.wait_for_log("beat: Starting...")
+    os.killpg(beat.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30  # a hang bound, not a timing: stuck beat runs forever
+    while beat.process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert beat.process.poll() is not None, beat.log()[-3000:]
+    assert "Cannot add entry" not in beat.log()
