@@ -14,6 +14,9 @@ with one active beat at a time.
   ``BEAT_STANDBY_POLL_SECONDS``; when the active beat dies its connection closes,
   PostgreSQL releases the lock and the standby takes over. A beat that loses its
   connection stops dispatching until it holds the lock again.
+- A broker that lost its messages (Redis restarted without persistence) is noticed by a
+  marker key that vanished with them: the runs waiting on those messages are sent again
+  (``runs_resend_after_broker_loss``).
 """
 
 import contextlib
@@ -30,7 +33,13 @@ from django.db import close_old_connections
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from scheduling import conf
-from scheduling.services import executions_publish, reviews_dispatch_due, seconds_until_next_due
+from scheduling.publishing import broker_marker_missing, broker_marker_set
+from scheduling.services import (
+    executions_publish,
+    reviews_dispatch_due,
+    runs_resend_after_broker_loss,
+    seconds_until_next_due,
+)
 from scheduling.services.sync import FIRE_TASK
 
 logger = logging.getLogger(__name__)
@@ -141,6 +150,9 @@ class ReviewScheduler(DatabaseScheduler):
         close_old_connections()
         poll = conf.dispatch_poll_seconds()
         try:
+            if broker_marker_missing():  # Redis restarted empty: send again what it held
+                runs_resend_after_broker_loss()
+                broker_marker_set()
             reviews_dispatch_due()
             executions_publish()
             wait = seconds_until_next_due()

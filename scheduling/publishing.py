@@ -31,6 +31,10 @@ BATCH_TASK = "scheduling.tasks.run_review_batch"
 _SENTINEL = "00000000-0000-4000-8000-5e0715e17e1a"  # stands for the argument
 _SENTINEL_ID = "00000000-0000-4000-8000-1d0f5e071e1d"  # stands for the task id
 _REDIS_SCHEMES = {"redis", "rediss", "redis+socket", "socket"}
+# Lives beside the queues in the broker's Redis database, so it is lost exactly when they
+# are: a restart without persistence, a FLUSHDB, a failover to an empty replica. Followed
+# by the review queue's name (deployments may share a database).
+BROKER_MARKER_PREFIX = "sergas.broker-marker."
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,37 @@ def publish_runs(messages: Iterable[RunMessage]) -> int:
     if app.conf.broker_url.split(":", 1)[0] in _REDIS_SCHEMES:
         return _redis_publisher(conf.review_queue()).publish(messages)
     return _publish_with_kombu(messages, conf.review_queue())
+
+
+def _broker_client() -> Any | None:
+    """The broker's Redis client, or None for brokers that keep their messages across
+    restarts (RabbitMQ: durable queues, persistent messages)."""
+    from sergas.celery import app
+
+    if app.conf.broker_url.split(":", 1)[0] not in _REDIS_SCHEMES:
+        return None
+    return _redis_publisher(conf.review_queue())._client
+
+
+def broker_marker_key() -> str:
+    return BROKER_MARKER_PREFIX + conf.review_queue()
+
+
+def broker_marker_missing() -> bool:
+    """True when the broker may have lost the messages it held: on Redis, the marker
+    key is gone. Also true before the first ``broker_marker_set``, when sending again is
+    harmless (a duplicated message claims nothing)."""
+    client = _broker_client()
+    return client is not None and not client.exists(broker_marker_key())
+
+
+def broker_marker_set() -> None:
+    """Mark the broker's current contents as complete (after sending again what it lost)."""
+    from django.utils import timezone
+
+    client = _broker_client()
+    if client is not None:
+        client.set(broker_marker_key(), timezone.now().isoformat())
 
 
 def _task_message(task: str, task_id: str, arg: str) -> Any:

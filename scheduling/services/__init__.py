@@ -5,7 +5,12 @@ from scheduling.services.dispatch import (
     reviews_dispatch_due,
     seconds_until_next_due,
 )
-from scheduling.services.outbox import executions_publish, publish_on_commit
+from scheduling.services.outbox import (
+    BrokerLossRecovery,
+    executions_publish,
+    publish_on_commit,
+    runs_resend_after_broker_loss,
+)
 from scheduling.services.reviews import (
     EDITABLE_FIELDS,
     review_create,
@@ -37,6 +42,7 @@ from scheduling.services.sync import (
 __all__ = [
     "EDITABLE_FIELDS",
     "BatchClaim",
+    "BrokerLossRecovery",
     "DispatchResult",
     "ReconcileReport",
     "batch_claim",
@@ -59,6 +65,7 @@ __all__ = [
     "review_validate",
     "reviews_dispatch_due",
     "runs_recover_interrupted",
+    "runs_resend_after_broker_loss",
     "schedules_reconcile",
     "seconds_until_next_due",
 ]

@@ -9,14 +9,19 @@ duplicate message is harmless because claiming a run is conditional.
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit.models import AuditEventType
+from audit.services import SYSTEM_ACTOR, audit_event_record
+from scheduling import conf
 from scheduling.models import ExecutionStatus, ScheduleExecution
 from scheduling.publishing import RunMessage, publish_runs
+from sessions.models import SessionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -70,3 +75,49 @@ def publish_on_commit(execution_ids: list[UUID]) -> None:
     is logged, not raised: the rows stay in the outbox and beat sends them later."""
     ids = list(execution_ids)
     transaction.on_commit(lambda: executions_publish(ids), robust=True)
+
+
+@dataclass(frozen=True)
+class BrokerLossRecovery:
+    queued: int  # published runs not yet started: back in the outbox
+    running: int  # running runs handed to the workers again (they publish pending batches)
+
+
+def runs_resend_after_broker_loss(*, actor: str = SYSTEM_ACTOR) -> BrokerLossRecovery:
+    """The broker lost its messages (Redis restarted without persistence, or flushed):
+    send again everything the runs are waiting for.
+
+    Queued runs already published go back to the outbox (``enqueued_at`` cleared), for
+    the next ``executions_publish``; each running run whose session runs gets a
+    ``run_review`` message, which publishes its pending batches (``execution_claim``).
+    A message that was not lost after all arrives twice, and the second claims nothing.
+    Batches in flight carry on; if their worker dies as well, the lease reaper takes
+    them. Raises if the broker cannot take the messages: call again later (idempotent).
+    """
+    with transaction.atomic():
+        queued = ScheduleExecution.objects.filter(
+            status=ExecutionStatus.QUEUED, enqueued_at__isnull=False
+        ).update(enqueued_at=None)
+        running = list(
+            ScheduleExecution.objects.filter(
+                status=ExecutionStatus.RUNNING, session__status=SessionStatus.RUNNING
+            ).values_list("pk", "priority")
+        )
+        recovery = BrokerLossRecovery(queued=queued, running=len(running))
+        if queued or running:
+            audit_event_record(
+                event_type=AuditEventType.SYSTEM,
+                action="broker_messages_resent",
+                actor=actor,
+                resource=f"queue:{conf.review_queue()}",
+                metadata={"queued_runs": recovery.queued, "running_runs": recovery.running},
+            )
+    publish_runs(RunMessage(str(pk), priority) for pk, priority in running)
+    if queued or running:
+        logger.warning(
+            "The broker lost its messages: %d queued run(s) back in the outbox, %d running"
+            " run(s) handed to the workers again",
+            recovery.queued,
+            recovery.running,
+        )
+    return recovery

@@ -8,7 +8,11 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from scheduling import services
 from scheduling.models import ExecutionStatus, ScheduledReview, ScheduleExecution
+from scheduling.publishing import broker_marker_key, broker_marker_missing, broker_marker_set
 from scheduling.tasks import fire_review
+from sergas.celery import app
+from sessions import services as session_services
+from tests.conftest import purge_test_queues
 from tests.scheduling.factories import make_review
 
 pytestmark = pytest.mark.django_db
@@ -228,3 +232,45 @@ class TestAheadOfTime:
         assert services.execution_claim(str(prepared.pk)) == 0
         prepared.refresh_from_db()
         assert prepared.status == ExecutionStatus.SKIPPED_OVERLAP
+
+
+def test_after_a_broker_loss_published_runs_return_to_the_outbox_and_running_ones_resume(
+    review_queue_length,
+):
+    published, running, paused = (
+        _due(_interval_review(name=name)) for name in ("published", "running", "paused")
+    )
+    services.reviews_dispatch_due()
+    for review in (running, paused):
+        services.execution_claim(str(ScheduleExecution.objects.get(review=review).pk))
+    paused_run = ScheduleExecution.objects.get(review=paused)
+    session_services.session_pause(paused_run.session_id, reason="staff look")
+    purge_test_queues()  # the broker restarted empty
+
+    recovery = services.runs_resend_after_broker_loss()
+
+    assert (recovery.queued, recovery.running) == (1, 1)
+    lost = ScheduleExecution.objects.get(review=published)
+    assert lost.status == ExecutionStatus.QUEUED
+    assert lost.enqueued_at is None  # back in the outbox
+    assert review_queue_length() == 1  # the running run's message; the paused one waits
+    event = AuditEvent.objects.get(action="broker_messages_resent")
+    assert event.metadata == {"queued_runs": 1, "running_runs": 1}
+    assert services.executions_publish() == 1
+    assert review_queue_length() == 2
+
+
+def test_with_nothing_to_send_again_a_broker_loss_records_nothing():
+    recovery = services.runs_resend_after_broker_loss()
+
+    assert (recovery.queued, recovery.running) == (0, 0)
+    assert not AuditEvent.objects.filter(action="broker_messages_resent").exists()
+
+
+def test_the_broker_marker_goes_missing_with_the_queues_and_comes_back_when_set():
+    with app.connection_for_write() as connection:
+        # What a restart without persistence or a FLUSHDB does to it:
+        connection.default_channel.client.delete(broker_marker_key())
+    assert broker_marker_missing()
+    broker_marker_set()
+    assert not broker_marker_missing()
