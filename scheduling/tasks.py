@@ -1,14 +1,33 @@
 """Celery tasks of the scheduling app: each fetches by id and calls a service."""
 
 import logging
+import uuid
 from typing import Any
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 logger = logging.getLogger(__name__)
 
+# PostgreSQL unreachable (restarting, failing over) or a lock timeout: without a retry the
+# message would be acknowledged as failed and the run, still queued and already published,
+# or the batch, still pending, would wait for a message nobody sends again. Claims are
+# conditional, so a retry that finds the work done does nothing.
+RETRY_WHILE_DATABASE_UNAVAILABLE: dict[str, Any] = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 1,
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+    "max_retries": None,
+}
 
-@shared_task(name="scheduling.tasks.run_review", acks_late=True, reject_on_worker_lost=True)
+
+@shared_task(
+    name="scheduling.tasks.run_review",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    **RETRY_WHILE_DATABASE_UNAVAILABLE,
+)
 def run_review(execution_id: str) -> int:
     """Start (or continue) a run: its session, then one ``run_review_batch`` message per
     batch. Idempotent: a duplicate delivery publishes nothing new that matters."""
@@ -22,18 +41,32 @@ def run_review(execution_id: str) -> int:
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
+    **RETRY_WHILE_DATABASE_UNAVAILABLE,
 )
-def run_review_batch(self: Any, batch_id: str) -> str:
+def run_review_batch(self: Any, batch_id: str, own_token: str | None = None) -> str:
     """Review one batch of a run. A redelivered message (its worker died) takes the
-    batch over; any other duplicate finds it claimed and returns."""
+    batch over; any other duplicate finds it claimed and returns. A result that could not
+    be recorded because PostgreSQL went away is not lost to the lease: the task retries,
+    taking the batch back from itself (``own_token``) and reviewing it again."""
     from scheduling.services import batch_claim, batch_review
 
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    claim = batch_claim(int(batch_id), redelivered=redelivered)
+    claim = batch_claim(
+        int(batch_id),
+        redelivered=redelivered,
+        own_token=uuid.UUID(own_token) if own_token else None,
+    )
     if claim is None:
         return "not claimed"
     try:
         batch_review(claim)
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("Batch %s not recorded (%s); retrying", batch_id, exc)
+        raise self.retry(
+            exc=exc,
+            kwargs={"batch_id": batch_id, "own_token": str(claim.token)},
+            countdown=min(30, 2**self.request.retries),
+        ) from exc
     except Exception:
         logger.exception("Batch %s of run %s failed", batch_id, claim.run.execution_id)
         return "failed"

@@ -215,10 +215,16 @@ class BatchClaim:
 
 
 def batch_claim(
-    batch_id: int, *, redelivered: bool = False, actor: str = WORKER_ACTOR
+    batch_id: int,
+    *,
+    redelivered: bool = False,
+    own_token: uuid.UUID | None = None,
+    actor: str = WORKER_ACTOR,
 ) -> BatchClaim | None:
     """Take a pending batch for this worker, or None. A running batch is taken over only
-    when its message was redelivered (Celery does that when the worker died)."""
+    when its message was redelivered (Celery does that when the worker died) or when
+    ``own_token`` still holds it (a retry of a claim whose result could not be recorded:
+    nobody else has taken the batch meanwhile)."""
     with transaction.atomic():
         batch = (
             RunBatch.objects.select_for_update(of=("self",))
@@ -228,7 +234,9 @@ def batch_claim(
         )
         if batch is None:
             return None
-        takeover = batch.status == BatchStatus.RUNNING and redelivered
+        takeover = batch.status == BatchStatus.RUNNING and (
+            redelivered or (own_token is not None and batch.token == own_token)
+        )
         if batch.status != BatchStatus.PENDING and not takeover:
             return None
         execution = batch.execution
@@ -246,7 +254,9 @@ def batch_claim(
         batch.started_at = now
         batch.lease_expires_at = now + timedelta(seconds=conf.batch_lease_seconds())
         batch.save(update_fields=["status", "token", "attempts", "started_at", "lease_expires_at"])
-    session_services.session_heartbeat(session.session_id)
+        # In the claim's transaction: a heartbeat that fails must undo the claim, or the
+        # task's retry would find the batch taken (by itself) and leave it to the lease.
+        session_services.session_heartbeat(session.session_id)
     review = execution.review
     return BatchClaim(
         batch_id=batch.pk,

@@ -1,0 +1,117 @@
+"""A worker that cannot reach PostgreSQL when a run's message arrives retries until it
+can: the run is neither lost (a queued run whose message was acknowledged as failed
+would wait for a message nobody sends again) nor run twice.
+
+The outage is real for the worker process: its database refuses new connections and
+its open ones are terminated, while the test keeps its own connection to watch.
+"""
+
+import time
+
+import psycopg
+import pytest
+from django.db import connection
+
+from scheduling import services
+from scheduling.models import BatchStatus, ExecutionStatus, RunBatch, ScheduleExecution
+from tests.scheduling.factories import make_review
+from tests.scheduling.test_runs import wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def _refuse_connections(refuse: bool) -> None:
+    """Close the test database to new connections (and end every other one) or open it
+    again; from the maintenance database, as a database cannot close itself."""
+    db = connection.settings_dict
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [ours] = cursor.fetchone()
+    params = {
+        "dbname": "postgres",
+        "user": db.get("USER") or None,
+        "password": db.get("PASSWORD") or None,
+        "host": db.get("HOST") or db.get("OPTIONS", {}).get("host") or None,
+        "port": db.get("PORT") or None,
+        "autocommit": True,
+    }
+    with psycopg.connect(**{k: v for k, v in params.items() if v is not None}) as admin:
+        quoted = connection.ops.quote_name(db["NAME"])
+        admin.execute(
+            f"ALTER DATABASE {quoted} WITH ALLOW_CONNECTIONS {'false' if refuse else 'true'}"
+        )
+        if refuse:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> %s",
+                [db["NAME"], ours],
+            )
+
+
+def test_a_run_that_arrives_while_postgresql_refuses_the_worker_runs_once_it_is_back(
+    celery_processes,
+):
+    review = make_review(name="arrives during a database outage", account_filter={"count": 10})
+    worker = celery_processes.worker("--pool", "solo", SCHEDULING_SIMULATED_FAILURE_RATE="0")
+    worker.wait_for_log("ready")
+    _refuse_connections(True)
+    try:
+        run = services.review_trigger_on_demand(review.pk)  # published on commit
+        # The message arrived and the worker met the closed database (then a retry or two).
+        worker.wait_for_log("is not currently accepting connections", timeout=30)
+        time.sleep(2)
+    finally:
+        _refuse_connections(False)
+
+    wait_for(
+        lambda: ScheduleExecution.objects.get(pk=run.pk).status == ExecutionStatus.SUCCEEDED,
+        timeout=60,
+        what="the run to succeed once PostgreSQL is back",
+    )
+    run.refresh_from_db()
+    assert run.attempt == 1
+    assert run.accounts_processed == 10
+    assert ScheduleExecution.objects.filter(review=review).count() == 1
+
+
+def test_a_batch_whose_result_postgresql_could_not_take_is_reviewed_again_not_left_to_the_lease(
+    celery_processes,
+):
+    review = make_review(name="database lost mid-batch", account_filter={"count": 40})
+    worker = celery_processes.worker(
+        "--pool",
+        "solo",
+        SCHEDULING_SIMULATED_FAILURE_RATE="0",
+        SCHEDULING_RUNNER_BATCH_SIZE="5",
+        SCHEDULING_SIMULATED_ACCOUNT_MS="200",  # a second per batch
+    )
+    worker.wait_for_log("ready")
+    run = services.review_trigger_on_demand(review.pk)
+    wait_for(
+        lambda: RunBatch.objects.filter(execution=run, status=BatchStatus.DONE).count() >= 2,
+        timeout=60,
+        what="two batches done",
+    )
+    wait_for(
+        lambda: RunBatch.objects.filter(execution=run, status=BatchStatus.RUNNING).exists(),
+        timeout=30,
+        what="a batch in flight",
+    )
+    _refuse_connections(True)  # the batch in flight cannot record its result
+    try:
+        worker.wait_for_log("not recorded", timeout=30)
+        time.sleep(2)
+    finally:
+        _refuse_connections(False)
+
+    # The lease (10 min) and the heartbeat timeout (5 min) are far beyond this wait.
+    wait_for(
+        lambda: ScheduleExecution.objects.get(pk=run.pk).status == ExecutionStatus.SUCCEEDED,
+        timeout=60,
+        what="the run to succeed once PostgreSQL is back",
+    )
+    run.refresh_from_db()
+    batches = list(RunBatch.objects.filter(execution=run))
+    assert [batch.status for batch in batches] == [BatchStatus.DONE] * 8
+    assert sum(batch.attempts for batch in batches) <= 9  # only the batch in flight again
+    assert run.accounts_processed == 40
