@@ -7,10 +7,12 @@ its open ones are terminated, while the test keeps its own connection to watch.
 """
 
 import time
+from datetime import timedelta
 
 import psycopg
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from scheduling import services
 from scheduling.models import BatchStatus, ExecutionStatus, RunBatch, ScheduleExecution
@@ -77,27 +79,32 @@ def test_a_run_that_arrives_while_postgresql_refuses_the_worker_runs_once_it_is_
 def test_a_batch_whose_result_postgresql_could_not_take_is_reviewed_again_not_left_to_the_lease(
     celery_processes,
 ):
-    review = make_review(name="database lost mid-batch", account_filter={"count": 40})
+    review = make_review(name="database lost mid-batch", account_filter={"count": 20})
     worker = celery_processes.worker(
         "--pool",
         "solo",
         SCHEDULING_SIMULATED_FAILURE_RATE="0",
         SCHEDULING_RUNNER_BATCH_SIZE="5",
-        SCHEDULING_SIMULATED_ACCOUNT_MS="200",  # a second per batch
+        SCHEDULING_SIMULATED_ACCOUNT_MS="600",  # 3 s per batch: room to close the database
     )
     worker.wait_for_log("ready")
     run = services.review_trigger_on_demand(review.pk)
     wait_for(
-        lambda: RunBatch.objects.filter(execution=run, status=BatchStatus.DONE).count() >= 2,
+        lambda: RunBatch.objects.filter(execution=run, status=BatchStatus.DONE).exists(),
         timeout=60,
-        what="two batches done",
+        what="a batch done",
     )
+    # Close the database early in a batch, well before it records its result.
     wait_for(
-        lambda: RunBatch.objects.filter(execution=run, status=BatchStatus.RUNNING).exists(),
+        lambda: RunBatch.objects.filter(
+            execution=run,
+            status=BatchStatus.RUNNING,
+            started_at__gt=timezone.now() - timedelta(seconds=1),
+        ).exists(),
         timeout=30,
-        what="a batch in flight",
+        what="a batch just started",
     )
-    _refuse_connections(True)  # the batch in flight cannot record its result
+    _refuse_connections(True)
     try:
         worker.wait_for_log("not recorded", timeout=30)
         time.sleep(2)
@@ -112,6 +119,6 @@ def test_a_batch_whose_result_postgresql_could_not_take_is_reviewed_again_not_le
     )
     run.refresh_from_db()
     batches = list(RunBatch.objects.filter(execution=run))
-    assert [batch.status for batch in batches] == [BatchStatus.DONE] * 8
-    assert sum(batch.attempts for batch in batches) <= 9  # only the batch in flight again
-    assert run.accounts_processed == 40
+    assert [batch.status for batch in batches] == [BatchStatus.DONE] * 4
+    assert sum(batch.attempts for batch in batches) <= 5  # only the batch in flight again
+    assert run.accounts_processed == 20
