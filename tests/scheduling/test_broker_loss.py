@@ -41,11 +41,24 @@ def _due_in(seconds: float, name: str, accounts: int):
     )
 
 
-def _resent_events() -> list[dict]:
-    return list(
-        AuditEvent.objects.filter(action="broker_messages_resent")
-        .order_by("timestamp")
-        .values_list("metadata", flat=True)
+def _wait_for_resent(what: str, **counts: int) -> None:
+    """Until beat has recorded sending again runs in these counts (``queued_runs=1``)."""
+
+    def recorded() -> bool:
+        events = AuditEvent.objects.filter(action="broker_messages_resent")
+        return any(
+            all(metadata[key] == value for key, value in counts.items())
+            for metadata in events.values_list("metadata", flat=True)
+        )
+
+    wait_for(recorded, timeout=30, what=what)
+
+
+def _wait_for_one_success(review, what: str) -> None:
+    wait_for(
+        lambda: [r.status for r in _runs(review)] == [ExecutionStatus.SUCCEEDED],
+        timeout=90,
+        what=what,
     )
 
 
@@ -79,17 +92,9 @@ def test_runs_whose_messages_a_redis_restart_lost_are_sent_again_and_run_once(
         what="the run to be published",
     )
     _wipe(private_redis)
-    wait_for(
-        lambda: any(event["queued_runs"] == 1 for event in _resent_events()),
-        timeout=30,
-        what="beat to send the lost run again",
-    )
+    _wait_for_resent("beat to send the lost run again", queued_runs=1)
     celery_processes.worker("--pool", "solo", **env)
-    wait_for(
-        lambda: [r.status for r in _runs(waiting)] == [ExecutionStatus.SUCCEEDED],
-        timeout=60,
-        what="the lost run to succeed",
-    )
+    _wait_for_one_success(waiting, "the lost run to succeed")
 
     # 2. Lost in the middle of its batches (8 batches of 5 accounts, 0.5 s each).
     busy = _due_in(1, "batches lost mid-run", accounts=40)
@@ -106,16 +111,8 @@ def test_runs_whose_messages_a_redis_restart_lost_are_sent_again_and_run_once(
         what="two batches done",
     )
     _wipe(private_redis)
-    wait_for(
-        lambda: any(event["running_runs"] == 1 for event in _resent_events()),
-        timeout=30,
-        what="beat to hand the running run to the workers again",
-    )
-    wait_for(
-        lambda: [r.status for r in _runs(busy)] == [ExecutionStatus.SUCCEEDED],
-        timeout=90,
-        what="the interrupted run to succeed",
-    )
+    _wait_for_resent("beat to hand the running run to the workers again", running_runs=1)
+    _wait_for_one_success(busy, "the interrupted run to succeed")
 
     [waiting_run] = _runs(waiting)
     assert waiting_run.attempt == 1

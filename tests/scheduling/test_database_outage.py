@@ -6,7 +6,9 @@ The outage is real for the worker process: its database refuses new connections 
 its open ones are terminated, while the test keeps its own connection to watch.
 """
 
+import contextlib
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import psycopg
@@ -50,27 +52,40 @@ def _refuse_connections(refuse: bool) -> None:
             )
 
 
-def test_a_run_that_arrives_while_postgresql_refuses_the_worker_runs_once_it_is_back(
-    celery_processes,
-):
-    review = make_review(name="arrives during a database outage", account_filter={"count": 10})
-    worker = celery_processes.worker("--pool", "solo", SCHEDULING_SIMULATED_FAILURE_RATE="0")
-    worker.wait_for_log("ready")
+@contextlib.contextmanager
+def _database_closed() -> Iterator[None]:
+    """The test database refuses the worker during the block, and two seconds more (a
+    retry or two against it)."""
     _refuse_connections(True)
     try:
-        run = services.review_trigger_on_demand(review.pk)  # published on commit
-        # The message arrived and the worker met the closed database (then a retry or two).
-        worker.wait_for_log("is not currently accepting connections", timeout=30)
+        yield
         time.sleep(2)
     finally:
         _refuse_connections(False)
 
+
+def _wait_until_succeeded(run: ScheduleExecution) -> None:
+    # The batch lease (10 min) and the heartbeat timeout (5 min) are far beyond this wait.
     wait_for(
         lambda: ScheduleExecution.objects.get(pk=run.pk).status == ExecutionStatus.SUCCEEDED,
         timeout=60,
         what="the run to succeed once PostgreSQL is back",
     )
     run.refresh_from_db()
+
+
+def test_a_run_that_arrives_while_postgresql_refuses_the_worker_runs_once_it_is_back(
+    celery_processes,
+):
+    review = make_review(name="arrives during a database outage", account_filter={"count": 10})
+    worker = celery_processes.worker("--pool", "solo", SCHEDULING_SIMULATED_FAILURE_RATE="0")
+    worker.wait_for_log("ready")
+    with _database_closed():
+        run = services.review_trigger_on_demand(review.pk)  # published on commit
+        # The message arrived and the worker met the closed database.
+        worker.wait_for_log("is not currently accepting connections", timeout=30)
+
+    _wait_until_succeeded(run)
     assert run.attempt == 1
     assert run.accounts_processed == 10
     assert ScheduleExecution.objects.filter(review=review).count() == 1
@@ -104,20 +119,10 @@ def test_a_batch_whose_result_postgresql_could_not_take_is_reviewed_again_not_le
         timeout=30,
         what="a batch just started",
     )
-    _refuse_connections(True)
-    try:
+    with _database_closed():
         worker.wait_for_log("not recorded", timeout=30)
-        time.sleep(2)
-    finally:
-        _refuse_connections(False)
 
-    # The lease (10 min) and the heartbeat timeout (5 min) are far beyond this wait.
-    wait_for(
-        lambda: ScheduleExecution.objects.get(pk=run.pk).status == ExecutionStatus.SUCCEEDED,
-        timeout=60,
-        what="the run to succeed once PostgreSQL is back",
-    )
-    run.refresh_from_db()
+    _wait_until_succeeded(run)
     batches = list(RunBatch.objects.filter(execution=run))
     assert [batch.status for batch in batches] == [BatchStatus.DONE] * 4
     assert sum(batch.attempts for batch in batches) <= 5  # only the batch in flight again
