@@ -127,3 +127,34 @@ def test_a_batch_whose_result_postgresql_could_not_take_is_reviewed_again_not_le
     assert [batch.status for batch in batches] == [BatchStatus.DONE] * 4
     assert sum(batch.attempts for batch in batches) <= 5  # only the batch in flight again
     assert run.accounts_processed == 20
+
+
+def test_beat_cut_off_from_postgresql_when_a_run_falls_due_dispatches_it_once_it_is_back(
+    celery_processes,
+):
+    celery_processes.worker("--pool", "solo", SCHEDULING_SIMULATED_FAILURE_RATE="0")
+    beat = celery_processes.beat(SCHEDULING_DISPATCH_LEAD_SECONDS="0")
+    beat.wait_for_log("Beat leadership acquired")
+    review = make_review(
+        name="due during a database outage",
+        schedule_type="interval",
+        interval_minutes=60,
+        starts_at=timezone.now() + timedelta(seconds=2),
+        account_filter={"count": 5},
+    )
+    with _database_closed():
+        # Its leadership connection was ended: it stands by, trying again, past the due time.
+        beat.wait_for_log("database unavailable", timeout=30)
+        time.sleep(3)
+    assert not ScheduleExecution.objects.filter(review=review).exists()
+
+    wait_for(
+        lambda: ScheduleExecution.objects.filter(
+            review=review, status=ExecutionStatus.SUCCEEDED
+        ).exists(),
+        timeout=60,
+        what="the run that fell due during the outage",
+    )
+    [run] = ScheduleExecution.objects.filter(review=review)
+    assert run.nominal_time == review.starts_at
+    assert beat.log().count("Beat leadership acquired") == 2  # lost it, took it back
