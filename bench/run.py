@@ -2,9 +2,11 @@
 
 Each script runs in a process of its own (its own database and settings) and leaves
 ``bench/results/<script>.json``; this collects them into ``bench/results/latest.json``
-and ``bench/results/latest.md`` (figure, value, baseline, ratio, target) and prints the
-table. A script that fails is reported and the others still run; the exit status is
-non-zero if any failed. ``--quick`` passes through (smoke sizes).
+and ``bench/results/latest.md`` (figure, value, baseline, ratio, target, and the commit
+each script last ran on; both files are committed) and prints the table. A script that
+fails is reported (its last good figures stay) and the others still run; the exit status
+is non-zero if any failed. ``--only`` re-runs some scripts and keeps the others' figures;
+``--quick`` passes through (smoke sizes).
 """
 
 import argparse
@@ -21,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from bench.harness import RESULTS, commit, scripts  # noqa: E402
 
 
-def _row(script: str, figure: dict) -> str:
+def _row(script: str, commit: str, figure: dict) -> str:
     value = f"{figure['value']:.3f} {figure['unit']}"
     baseline = (
         f"{figure['baseline_name']}: {figure['baseline_value']:.3f} {figure['unit']}"
@@ -32,7 +34,26 @@ def _row(script: str, figure: dict) -> str:
     target = figure.get("target") or ""
     if target:
         target += " ✔" if figure.get("met") else " ✘"
-    return f"| {script} | {figure['name']} | {value} | {baseline} | {ratio} | {target} |"
+    return f"| {script} | {commit} | {figure['name']} | {value} | {baseline} | {ratio} | {target} |"
+
+
+def render(latest: dict) -> str:
+    """The Markdown table of ``latest.json``: every script's figures, with the commit each
+    script last ran on (``--only`` keeps the others' figures and commits)."""
+    lines = [
+        f"Benchmarks, last run at commit {latest['commit']}"
+        f"{' (quick)' if latest.get('quick') else ''}",
+        "",
+        "| script | commit | figure | value | baseline | ratio | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for script, outcome in latest["results"].items():
+        if "error" in outcome:
+            lines.append(f"| {script} | | FAILED ({outcome['error']}) | | | | |")
+        lines += [
+            _row(script, outcome.get("commit", ""), figure) for figure in outcome.get("figures", [])
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -60,24 +81,18 @@ def main() -> int:
         if completed.returncode == 0 and result_file.exists():
             outcomes[script] = {**json.loads(result_file.read_text()), "seconds": seconds}
         else:
-            outcomes[script] = {"error": f"exit status {completed.returncode}", "seconds": seconds}
+            # Reported as failed; the figures of its last good run stay, with their commit.
+            last_good = {k: v for k, v in outcomes.get(script, {}).items() if k != "error"}
+            outcomes[script] = {
+                **last_good,
+                "error": f"exit status {completed.returncode}",
+                "seconds": seconds,
+            }
 
     outcomes = dict(sorted(outcomes.items()))
     latest = {"commit": commit(), "quick": options.quick, "results": outcomes}
-    (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2))
-    lines = [
-        f"Benchmarks at commit {latest['commit']}{' (quick)' if options.quick else ''}",
-        "",
-        "| script | figure | value | baseline | ratio | target |",
-        "|---|---|---|---|---|---|",
-    ]
-    for script, outcome in outcomes.items():
-        if "error" in outcome:
-            lines.append(f"| {script} | FAILED ({outcome['error']}) | | | | |")
-            continue
-        lines += [_row(script, figure) for figure in outcome["figures"]]
-    lines += ["", "Each script's own commit is in its entry of latest.json."]
-    table = "\n".join(lines) + "\n"
+    (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2) + "\n")
+    table = render(latest)
     (RESULTS / "latest.md").write_text(table)
     print("\n" + table)
     return 1 if any("error" in outcome for outcome in outcomes.values()) else 0
