@@ -1,11 +1,20 @@
 """gunicorn reads this file from the working directory: ``gunicorn sergas.wsgi``.
 
-Only what metrics need under several workers is set here; bind, workers and timeouts
+Only what metrics need under several workers, and the refusal to start with a
+configuration the system checks call an error, are set here; bind, workers and timeouts
 stay on the command line. See docs/operations.md, "Metrics under several processes".
 """
 
 import os
 from typing import Any
+
+
+def on_starting(server: Any) -> None:
+    """Refuse to serve a configuration the system checks call an error (sergas.startup)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sergas.settings.base")
+    from sergas.startup import refuse_to_start_on_errors
+
+    refuse_to_start_on_errors("gunicorn")
 
 
 def child_exit(server: Any, worker: Any) -> None:

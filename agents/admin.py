@@ -31,6 +31,7 @@ class AgentTokenAdmin(admin.ModelAdmin):
         "prefix",
         "scopes",
         "own_sessions_only",
+        "queues",
         "created_at",
         "last_used_at",
         "revoked_at",

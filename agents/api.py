@@ -5,6 +5,8 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router, Schema
 
+from agents.auth import any_access
+
 router = Router(tags=["agents"])
 
 
@@ -14,9 +16,10 @@ class MeOut(Schema):
     scopes: list[str]
     read_only: bool
     own_sessions_only: bool
+    queues: list[str]
 
 
-@router.get("/me", response=MeOut)
+@router.get("/me", response=MeOut, auth=any_access)
 def whoami(request: HttpRequest) -> Any:
     caller = request.auth  # type: ignore[attr-defined]
     return {
@@ -25,4 +28,5 @@ def whoami(request: HttpRequest) -> Any:
         "scopes": sorted(caller.scopes),
         "read_only": caller.read_only,
         "own_sessions_only": caller.sessions_owner is not None,
+        "queues": list(caller.queues),
     }

@@ -42,6 +42,8 @@ class Principal:
     read_only: bool = False
     # Set for tokens confined to their own sessions: the ``created_by`` they may see.
     sessions_owner: str | None = None
+    # The work queues the token may take from (empty: any).
+    queues: tuple[str, ...] = ()
 
     @classmethod
     def for_token(cls, token: AgentToken) -> "Principal":
@@ -52,6 +54,7 @@ class Principal:
             throttle_key=f"token:{token.prefix}",
             token=token,
             sessions_owner=token.sessions_owner,
+            queues=tuple(token.queues),
         )
 
     @classmethod
@@ -71,9 +74,9 @@ class Principal:
 class ApiAuth(HttpBearer):
     """``Authorization: Bearer sgs_…`` for agents; staff browser sessions may read."""
 
-    def __init__(self, scope: TokenScope) -> None:
+    def __init__(self, scope: TokenScope | None) -> None:
         super().__init__()
-        self.scope = scope
+        self.scope = scope  # None: any valid token or staff session
 
     def __call__(self, request: HttpRequest) -> Principal:
         header = request.headers.get(self.header, "")
@@ -100,7 +103,7 @@ class ApiAuth(HttpBearer):
         try:
             if principal.read_only and request.method not in SAFE_METHODS:
                 raise StaffReadOnly
-            if self.scope not in principal.scopes:
+            if self.scope is not None and self.scope not in principal.scopes:
                 raise ScopeMissing(
                     self.scope, sorted(principal.scopes, key=TokenScope.values.index)
                 )
@@ -116,6 +119,8 @@ class ApiAuth(HttpBearer):
 read_access = ApiAuth(TokenScope.READ)
 write_access = ApiAuth(TokenScope.WRITE)
 admin_access = ApiAuth(TokenScope.ADMIN)
+work_access = ApiAuth(TokenScope.WORK)
+any_access = ApiAuth(None)
 
 
 def record_refusal(request: HttpRequest, exc: DomainError, *, actor: str, resource: str) -> None:

@@ -35,6 +35,11 @@ CONFINED_ADMIN_TOKEN = (
     "A token confined to its own sessions cannot have the admin scope (it searches the whole "
     "audit trail)."
 )
+QUEUES_WITHOUT_WORK = "Queues limit the work scope: give the token the work scope too."
+INVALID_QUEUE_NAME = (
+    "'{queue}' is not a queue name: use 1-64 letters, digits, '_', '.' or '-', "
+    "starting with a letter or a digit."
+)
 INVALID_IDEMPOTENCY_KEY = "Idempotency-Key must be 1-255 visible ASCII characters."
 
 
@@ -144,3 +149,10 @@ class StaffPermissionDenied(PermissionDenied):
 
     def __init__(self, permission: str) -> None:
         super().__init__(STAFF_PERMISSION_DENIED.format(permission=permission))
+
+
+class InvalidQueues(ValidationFailed):
+    code = "invalid_queues"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, field="queues")

@@ -4,11 +4,13 @@ from django.utils import timezone
 
 
 class TokenScope(models.TextChoices):
-    """What a token may do. Each scope includes the ones before it."""
+    """What a token may do. read, write and admin each include the ones before them;
+    work stands alone (an agent that only takes scheduled work needs nothing else)."""
 
     READ = "read"  # GET sessions, checkpoints, a session's audit trail
     WRITE = "write"  # create and drive sessions, report tool and task events
     ADMIN = "admin"  # search the whole audit trail (and, later, manage schedules)
+    WORK = "work"  # take batches from work queues (/api/v1/work), report their results
 
 
 # The scopes a granted scope implies.
@@ -16,6 +18,7 @@ SCOPE_IMPLIES: dict[str, frozenset[str]] = {
     TokenScope.READ: frozenset({TokenScope.READ}),
     TokenScope.WRITE: frozenset({TokenScope.READ, TokenScope.WRITE}),
     TokenScope.ADMIN: frozenset({TokenScope.READ, TokenScope.WRITE, TokenScope.ADMIN}),
+    TokenScope.WORK: frozenset({TokenScope.WORK}),
 }
 
 
@@ -34,6 +37,13 @@ class AgentToken(models.Model):
     own_sessions_only = models.BooleanField(
         default=False,
         help_text="Sees and drives only the sessions its agent created (any of its tokens).",
+    )
+    queues = ArrayField(
+        models.CharField(max_length=64),
+        default=list,
+        db_default="{}",  # the previous release inserts tokens without it
+        blank=True,
+        help_text="With the work scope: the work queues it may take from (empty: any).",
     )
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.CharField(max_length=200, blank=True, default="")
@@ -63,6 +73,8 @@ class AgentToken(models.Model):
         state = "revoked" if self.revoked_at else ",".join(self.scopes)
         if self.own_sessions_only and not self.revoked_at:
             state += ", own sessions only"
+        if self.queues and not self.revoked_at:
+            state += f", queues {','.join(self.queues)}"
         return f"{self.name} sgs_{self.prefix}_… ({state})"
 
     @property

@@ -16,10 +16,13 @@ from django.utils import timezone
 
 from agents import conf
 from agents.exceptions import (
+    INVALID_QUEUE_NAME,
+    QUEUES_WITHOUT_WORK,
     AgentTokenNotFound,
     ConfinedAdminToken,
     IdempotencyKeyReused,
     InvalidIdempotencyKey,
+    InvalidQueues,
     InvalidScopes,
     InvalidToken,
     InvalidTokenName,
@@ -34,6 +37,8 @@ from audit.services import SYSTEM_ACTOR, audit_event_record
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TOKEN = re.compile(r"^sgs_([0-9a-f]{12})_([A-Za-z0-9_-]{32,64})$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+# The syntax of a work queue's name (scheduling.models.QUEUE_NAME_PATTERN).
+_QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Compared against when the prefix is unknown, so a miss costs what a hit costs.
 _NO_TOKEN_HASH = hashlib.sha256(b"no such token").hexdigest()
 
@@ -54,19 +59,27 @@ def agent_token_create(
     name: str,
     scopes: Sequence[str] = (TokenScope.WRITE,),
     own_sessions_only: bool = False,
+    queues: Sequence[str] = (),
     actor: str = SYSTEM_ACTOR,
 ) -> IssuedToken:
     """Issue a token for agent ``name``; its actor in the audit trail is ``agent:<name>``.
 
     ``own_sessions_only`` confines it to the sessions its agent created (with any of its
     tokens): others are 404 to it, as if they did not exist. Such a token cannot have
-    the admin scope, which searches the whole audit trail."""
+    the admin scope, which searches the whole audit trail. ``queues`` limits a token
+    with the work scope to those work queues."""
     if not _NAME.match(name or ""):
         raise InvalidTokenName(name or "")
     if not scopes or any(scope not in TokenScope.values for scope in scopes):
         raise InvalidScopes(list(scopes), TokenScope.values)
     if own_sessions_only and TokenScope.ADMIN in scopes:
         raise ConfinedAdminToken
+    queues = sorted(set(queues))
+    if queues and TokenScope.WORK not in scopes:
+        raise InvalidQueues(QUEUES_WITHOUT_WORK)
+    for queue in queues:
+        if not _QUEUE.match(queue):
+            raise InvalidQueues(INVALID_QUEUE_NAME.format(queue=queue[:100]))
     chosen = sorted(set(scopes), key=TokenScope.values.index)
     with transaction.atomic():
         while True:  # a 48-bit prefix collides about never; the unique index decides
@@ -80,6 +93,7 @@ def agent_token_create(
                         secret_hash=token_hash(raw),
                         scopes=chosen,
                         own_sessions_only=own_sessions_only,
+                        queues=queues,
                         created_by=actor,
                     )
                 break
@@ -90,7 +104,12 @@ def agent_token_create(
             action="token_create",
             actor=actor,
             resource=f"agent_token:{prefix}",
-            metadata={"name": name, "scopes": chosen, "own_sessions_only": own_sessions_only},
+            metadata={
+                "name": name,
+                "scopes": chosen,
+                "own_sessions_only": own_sessions_only,
+                "queues": queues,
+            },
         )
     return IssuedToken(token=token, secret=raw)
 

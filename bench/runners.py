@@ -3,7 +3,16 @@
 import os
 import time
 
+from scheduling.models import ResultOutcome
+from scheduling.results import AccountResult
 from scheduling.runners import BatchResult, ReviewRun, ReviewRunner
+
+
+def reviewed(accounts: list[str], duration_ms: int) -> list[AccountResult]:
+    return [
+        AccountResult(account_id=account, outcome=ResultOutcome.REVIEWED, duration_ms=duration_ms)
+        for account in accounts
+    ]
 
 
 class InstantRunner(ReviewRunner):
@@ -12,7 +21,7 @@ class InstantRunner(ReviewRunner):
     agent_name = "bench-instant"
 
     def review_batch(self, run: ReviewRun, accounts: list[str]) -> BatchResult:
-        return BatchResult(processed=list(accounts), processing_times_ms=[0] * len(accounts))
+        return BatchResult(results=reviewed(accounts, 0))
 
 
 class FixedLatencyRunner(ReviewRunner):
@@ -26,7 +35,17 @@ class FixedLatencyRunner(ReviewRunner):
         for _account in accounts:
             time.sleep(delay / 1000)
         return BatchResult(
-            processed=list(accounts),
-            processing_times_ms=[delay] * len(accounts),
-            counters={"api_call_count": len(accounts)},
+            results=reviewed(accounts, delay), counters={"api_call_count": len(accounts)}
         )
+
+
+class FixedBatchRunner(ReviewRunner):
+    """Every batch takes exactly ``BENCH_BATCH_MS`` (default 100) milliseconds: the
+    in-process side of bench/agent_work.py, whose agents take the same time."""
+
+    agent_name = "bench-fixed-batch"
+
+    def review_batch(self, run: ReviewRun, accounts: list[str]) -> BatchResult:
+        delay = int(os.environ.get("BENCH_BATCH_MS", "100"))
+        time.sleep(delay / 1000)
+        return BatchResult(results=reviewed(accounts, delay // max(1, len(accounts))))

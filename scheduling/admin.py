@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from agents.services import staff_actor
 from scheduling import services
 from scheduling.forms import ScheduledReviewForm
-from scheduling.models import RunBatch, ScheduledReview, ScheduleExecution
+from scheduling.models import AccountReview, RunBatch, ScheduledReview, ScheduleExecution
 from sergas.admin import ReadOnlyModelAdmin
 from sergas.errors import DomainError
 
@@ -67,11 +67,12 @@ class ScheduledReviewAdmin(admin.ModelAdmin):
         "schedule_type",
         "timezone",
         "priority",
+        "executor",
         "enabled",
         "next_run_at",
         "last_run_at",
     ]
-    list_filter = ["enabled", "schedule_type", "priority"]
+    list_filter = ["enabled", "schedule_type", "priority", "executor"]
     search_fields = ["name", "=owner_id"]
     actions = [trigger_reviews, pause_reviews, resume_reviews]
 
@@ -105,20 +106,51 @@ class ScheduleExecutionAdmin(ReadOnlyModelAdmin):
         "attempt",
         "trigger",
         "status",
+        "executor",
         "start_lag_ms",
         "duration_ms",
         "accounts_processed",
     ]
-    list_filter = ["status", "trigger", "priority"]
+    list_filter = ["status", "trigger", "priority", "executor"]
     search_fields = ["review_name", "=session__session_id"]
     date_hierarchy = "nominal_time"
 
 
 @admin.register(RunBatch)
 class RunBatchAdmin(ReadOnlyModelAdmin):
-    """The batches of runs (fan-out), read-only: claimed and recorded by the workers."""
+    """The batches of runs (fan-out), read-only: claimed and recorded by the workers and
+    the agents of work queues."""
 
-    list_display = ["execution", "index", "status", "attempts", "started_at", "finished_at"]
-    list_filter = ["status"]
-    search_fields = ["=execution__id"]
+    list_display = [
+        "execution",
+        "index",
+        "queue",
+        "status",
+        "holder",
+        "attempts",
+        "lease_expires_at",
+        "started_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "queue"]
+    search_fields = ["=execution__id", "=holder"]
     list_select_related = ["execution"]
+
+
+@admin.register(AccountReview)
+class AccountReviewAdmin(ReadOnlyModelAdmin):
+    """What runs found per account, read-only: written with their batch."""
+
+    list_display = [
+        "account_id",
+        "execution",
+        "outcome",
+        "recommendations_count",
+        "duration_ms",
+        "agent",
+        "recorded_at",
+    ]
+    list_filter = ["outcome", "agent"]
+    search_fields = ["=account_id", "=execution__id", "=session_id"]
+    list_select_related = ["execution"]
+    date_hierarchy = "recorded_at"

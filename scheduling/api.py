@@ -12,15 +12,18 @@ from ninja.responses import Status
 
 from agents.auth import Principal, unconfined_only, write_access
 from scheduling import selectors, services
-from scheduling.exceptions import ReviewNotFound
+from scheduling.exceptions import ExecutionNotFound, ReviewNotFound
 from scheduling.models import ScheduledReview
 from scheduling.recurrence import zone
 from scheduling.schemas import (
+    AccountHistoryPageOut,
+    AccountReviewPageOut,
     ExecutionFilters,
     ExecutionOut,
     ExecutionPageOut,
     NextRunsOut,
     PauseIn,
+    ResultFilters,
     ScheduleCreateIn,
     ScheduleFilters,
     ScheduleOut,
@@ -30,6 +33,8 @@ from scheduling.schemas import (
 
 router = Router(tags=["schedules"])
 router.add_decorator(unconfined_only("schedules"))
+accounts_router = Router(tags=["accounts"])
+accounts_router.add_decorator(unconfined_only("accounts' review results"))
 
 
 def _actor(request: HttpRequest) -> str:
@@ -119,4 +124,25 @@ def executions(request: HttpRequest, review_id: int, filters: Query[ExecutionFil
     _review(review_id)
     return selectors.executions_page(
         review_id=review_id, statuses=filters.status, cursor=filters.cursor, limit=filters.limit
+    )
+
+
+@router.get("/{review_id}/executions/{execution_id}/results", response=AccountReviewPageOut)
+def execution_results(
+    request: HttpRequest, review_id: int, execution_id: str, filters: Query[ResultFilters]
+) -> Any:
+    """What the run found, one result per account, by account id; filter by outcome."""
+    _review(review_id)
+    if selectors.execution_get(execution_id, review_id=review_id) is None:
+        raise ExecutionNotFound(execution_id)
+    return selectors.account_reviews_page(
+        execution_id, outcome=filters.outcome, cursor=filters.cursor, limit=filters.limit
+    )
+
+
+@accounts_router.get("/{account_id}/reviews", response=AccountHistoryPageOut)
+def account_reviews(request: HttpRequest, account_id: str, filters: Query[ResultFilters]) -> Any:
+    """One account's results across runs, newest first (an unknown account has none)."""
+    return selectors.account_history_page(
+        account_id, outcome=filters.outcome, cursor=filters.cursor, limit=filters.limit
     )

@@ -8,7 +8,4 @@ class SchedulingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from scheduling.receivers import follow_run_session
-        from sessions.signals import session_transitioned
-
-        session_transitioned.connect(follow_run_session, dispatch_uid="scheduling.follow_run")
+        from scheduling import checks  # noqa: F401  (registers the system checks)

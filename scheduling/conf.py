@@ -83,3 +83,31 @@ def simulated_failure_rate() -> float:
 def default_account_count() -> int:
     """Accounts the synthetic source yields for a filter that does not name a count."""
     return int(_get("DEFAULT_ACCOUNT_COUNT", 25))
+
+
+def work_lease_seconds() -> int:
+    """How long an agent's lease on a batch lasts without a heartbeat; a lease that runs
+    out makes the batch claimable again. Agents heartbeat well within it."""
+    return int(_get("WORK_LEASE_SECONDS", 60))
+
+
+def work_wait_max_seconds() -> int:
+    """The longest long poll of ``POST /api/v1/work/claim`` (``wait_seconds``)."""
+    return int(_get("WORK_WAIT_MAX_SECONDS", 30))
+
+
+def batch_max_attempts() -> int:
+    """Attempts a batch gets when its holder fails it as retryable; after the last one
+    the run fails (and is retried as a whole if the review allows)."""
+    return int(_get("BATCH_MAX_ATTEMPTS", 3))
+
+
+def wakeup_fallback_seconds() -> float:
+    """While the wake-up listener is disconnected, waiters look at the queue this often."""
+    return float(_get("WAKEUP_FALLBACK_SECONDS", 1.0))
+
+
+def allow_simulation() -> bool:
+    """Whether the simulated runner and the synthetic account source may be configured
+    (development and tests; production refuses them unless told otherwise)."""
+    return bool(_get("ALLOW_SIMULATION", True))

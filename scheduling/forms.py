@@ -9,13 +9,24 @@ from django.forms.models import model_to_dict
 
 from scheduling import services
 from scheduling.exceptions import InvalidSchedule
-from scheduling.models import ScheduledReview
+from scheduling.models import WORKER_EXECUTOR, ScheduledReview
 
 
 class ScheduledReviewForm(forms.ModelForm):
     class Meta:
         model = ScheduledReview
         fields = list(services.EDITABLE_FIELDS)
+        help_texts = {
+            "executor": '"worker": the in-process runner; "queue:<name>": agents take the '
+            "batches from that work queue over the API.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["executor"].required = False  # left empty: the in-process runner
+
+    def clean_executor(self) -> str:
+        return (self.cleaned_data.get("executor") or "").strip() or WORKER_EXECUTOR
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

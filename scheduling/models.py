@@ -33,6 +33,24 @@ PRIORITY_MESSAGE_LEVEL = {
 }
 
 
+# A review's batches are executed by the in-process runner of the Celery workers, or by
+# agents long-polling a named work queue over the API ("queue:<name>").
+WORKER_EXECUTOR = "worker"
+QUEUE_EXECUTOR_PREFIX = "queue:"
+QUEUE_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+EXECUTOR_PATTERN = rf"^(worker|queue:{QUEUE_NAME_PATTERN})$"
+
+
+def queue_of(executor: str) -> str:
+    """The work queue an executor names, or "" for the in-process runner."""
+    return executor.removeprefix(QUEUE_EXECUTOR_PREFIX) if executor != WORKER_EXECUTOR else ""
+
+
+def priority_rank(priority: str) -> int:
+    """0 for critical, 3 for low: the order in which work is handed out."""
+    return SchedulePriority.values.index(priority)
+
+
 class OverlapPolicy(models.TextChoices):
     SKIP = "skip", "Skip the new run while one is running"
     BUFFER_ONE = "buffer_one", "Queue one run behind the running one"
@@ -75,6 +93,12 @@ class ScheduledReview(models.Model):
     catch_up_window_minutes = models.PositiveIntegerField(default=30)
     account_filter = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    executor = models.CharField(
+        max_length=70,
+        default=WORKER_EXECUTOR,
+        db_default=WORKER_EXECUTOR,
+        help_text='"worker" (the in-process runner) or "queue:<name>" (agents over the API).',
+    )
     paused_note = models.TextField(blank=True, default="")
     paused_at = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)  # last run that finished
@@ -96,6 +120,12 @@ class ScheduledReview(models.Model):
                 condition=models.Q(enabled=True),
             ),
             models.Index(fields=["owner_id"], name="scheduled_review_owner_idx"),
+            # Which reviews hand out work on a queue (agents' claims check their queue).
+            models.Index(
+                fields=["executor"],
+                name="scheduled_review_queue_idx",
+                condition=~models.Q(executor="worker"),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -110,10 +140,18 @@ class ScheduledReview(models.Model):
                 condition=models.Q(overlap_policy__in=OverlapPolicy.values),
                 name="scheduled_review_overlap_valid",
             ),
+            models.CheckConstraint(
+                condition=models.Q(executor__regex=EXECUTOR_PATTERN),
+                name="scheduled_review_executor_valid",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def queue(self) -> str:
+        return queue_of(self.executor)
 
 
 class ExecutionStatus(models.TextChoices):
@@ -167,6 +205,8 @@ class ScheduleExecution(models.Model):
         max_length=16, choices=ExecutionStatus.choices, default=ExecutionStatus.QUEUED
     )
     priority = models.CharField(max_length=8, choices=SchedulePriority.choices)
+    # Copied from the review when the run is created: a run keeps its executor.
+    executor = models.CharField(max_length=70, default=WORKER_EXECUTOR, db_default=WORKER_EXECUTOR)
     # When the run may be published: the nominal time, a retry's delay, or NULL while a
     # buffered run waits for the running one (overlap policy buffer_one).
     due_at = models.DateTimeField(null=True, blank=True)
@@ -224,21 +264,31 @@ class ScheduleExecution(models.Model):
     def __str__(self) -> str:
         return f"{self.review_name} @ {self.nominal_time:%Y-%m-%d %H:%M} #{self.attempt}"
 
+    @property
+    def queue(self) -> str:
+        return queue_of(self.executor)
+
 
 class BatchStatus(models.TextChoices):
-    PENDING = "pending"
-    RUNNING = "running"
+    PENDING = "pending"  # waiting to be claimed
+    RUNNING = "running"  # leased to a worker or an agent
     DONE = "done"
-    CANCELLED = "cancelled"
+    FAILED = "failed"  # its failure failed the run
+    CANCELLED = "cancelled"  # its run ended first
+
+
+OPEN_BATCH_STATUSES = (BatchStatus.PENDING, BatchStatus.RUNNING)
 
 
 class RunBatch(models.Model):
-    """One slice of a run's accounts: the unit of work a worker takes (fan-out).
+    """One slice of a run's accounts: the unit of work a worker or an agent takes.
 
-    A worker claims a pending batch with a conditional update and a fresh ``token``; its
-    results are recorded only if the token still holds (fencing), in the same
-    transaction as the session's metrics and checkpoint. A batch whose worker died goes
-    back to pending (redelivery, lease expiry or session recovery) and runs again.
+    A batch is leased with a fresh ``token`` until ``lease_expires_at``; its results are
+    recorded only if the token still holds (fencing), in the same transaction as the
+    session's metrics and checkpoint. A batch whose holder died goes back to pending
+    (redelivery, lease expiry or session recovery) and runs again. Batches of a
+    queue-executed run carry their ``queue`` and, copied from the run, what the queue
+    hands them out by: ``rank`` (priority, critical first) and ``nominal_time``.
     """
 
     execution = models.ForeignKey(
@@ -249,11 +299,21 @@ class RunBatch(models.Model):
     status = models.CharField(
         max_length=16, choices=BatchStatus.choices, default=BatchStatus.PENDING
     )
+    # Database defaults as well: code of the previous release, still running during a
+    # deploy, inserts batches without these columns.
+    queue = models.CharField(max_length=64, blank=True, default="", db_default="")  # workers
+    rank = models.SmallIntegerField(default=0, db_default=0)  # no CHECK: no table scan
+    nominal_time = models.DateTimeField(null=True, blank=True)
     token = models.UUIDField(null=True, blank=True)
+    holder = models.CharField(max_length=200, blank=True, default="", db_default="")
     attempts = models.PositiveSmallIntegerField(default=0)
+    available_at = models.DateTimeField(null=True, blank=True)  # became claimable
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="", db_default="")  # the last failure
+    # The answer to the complete that recorded it: a retry with the same token replays it.
+    outcome = models.JSONField(null=True, blank=True)
 
     class Meta:
         db_table = "schedule_run_batch"
@@ -278,7 +338,71 @@ class RunBatch(models.Model):
                 name="schedule_run_batch_lease_idx",
                 condition=models.Q(status="running"),
             ),
+            # The work queue: pending batches of a queue in the order they are handed out.
+            models.Index(
+                fields=["queue", "rank", "nominal_time", "execution", "index"],
+                name="schedule_run_batch_queue_idx",
+                condition=models.Q(status="pending") & ~models.Q(queue=""),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.execution_id} batch {self.index} ({self.status})"
+
+
+class ResultOutcome(models.TextChoices):
+    REVIEWED = "reviewed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class AccountReview(models.Model):
+    """What one run found for one account: the outcome, the recommendations made
+    (``scheduling.results.Recommendation``: kind, title, detail, priority, confidence),
+    the error, the time and tokens it took, and which agent did it.
+
+    Written with its batch, in the batch's recording transaction, never changed.
+    """
+
+    execution = models.ForeignKey(
+        ScheduleExecution, on_delete=models.CASCADE, related_name="account_reviews"
+    )
+    batch = models.ForeignKey(
+        RunBatch, null=True, on_delete=models.SET_NULL, related_name="account_reviews"
+    )
+    review_id = models.BigIntegerField(null=True, blank=True)  # kept when it is deleted
+    session_id = models.CharField(max_length=128, blank=True, default="")
+    account_id = models.CharField(max_length=128)
+    outcome = models.CharField(max_length=16, choices=ResultOutcome.choices)
+    recommendations = models.JSONField(default=list, blank=True)
+    recommendations_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    agent = models.CharField(max_length=200)
+    recorded_at = models.DateTimeField(default=now)
+
+    class Meta:
+        db_table = "schedule_account_review"
+        ordering = ["execution", "account_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "account_id"], name="schedule_account_review_uniq"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(outcome__in=ResultOutcome.values),
+                name="schedule_account_review_outcome_valid",
+            ),
+        ]
+        indexes = [
+            # An account's history across runs, newest first.
+            models.Index(
+                fields=["account_id", "-recorded_at", "-id"], name="schedule_acct_review_hist_idx"
+            ),
+            models.Index(fields=["execution", "outcome"], name="schedule_acct_review_outc_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} in {self.execution_id}: {self.outcome}"

@@ -5,15 +5,19 @@ worker on any host may take (``scheduling.services.runs``). The runner reviews o
 and returns what happened; the framework records it (metrics, checkpoint, the tool and
 task events, the batch's status) in one fenced transaction, decides what runs next and
 honours pause and cancel between batches. The runner is pluggable
-(``SERGAS_REVIEW_RUNNER``), following Django's backend pattern. Real agents either
-replace it or drive sessions through the API; the default ``SimulatedReviewRunner``
-reviews accounts deterministically so the whole system runs without a CRM or an LLM.
+(``SERGAS_REVIEW_RUNNER``), following Django's backend pattern; it serves the reviews
+whose executor is ``worker``. Reviews whose executor is ``queue:<name>`` are done by
+agents over the API instead (``scheduling.services.work_queue``), and both fill the same
+tables. The default ``SimulatedReviewRunner`` reviews accounts deterministically so the
+whole system runs without a CRM or an LLM; production refuses it unless allowed
+(``scheduling.checks``).
 """
 
 import hashlib
 import time
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -21,6 +25,8 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from scheduling import conf
+from scheduling.models import ResultOutcome, SchedulePriority
+from scheduling.results import AccountResult, Recommendation
 from sessions.hooks import HookEvent
 from sessions.models import HookName
 
@@ -38,27 +44,26 @@ class ReviewRun:
 
 @dataclass
 class BatchResult:
-    """What reviewing one batch produced."""
+    """What reviewing one batch produced: one ``AccountResult`` per account, the other
+    ``SessionMetrics`` counters (``api_call_count``, ``cache_hits``, ``cache_misses``:
+    tokens, errors and durations are summed from the results) and the tool-call events
+    to record (the orchestrator hooks)."""
 
-    processed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    processing_times_ms: list[int] = field(default_factory=list)
-    recommendations: int = 0
-    counters: dict[str, int] = field(default_factory=dict)  # SessionMetrics counters
-    events: list[HookEvent] = field(default_factory=list)  # tool calls, for the hooks
+    results: list[AccountResult] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    events: list[HookEvent] = field(default_factory=list)
 
 
 class ReviewRunner:
     """Base class of review runners.
 
     ``review_batch(run, accounts)`` reviews ``accounts`` (a slice of the run's session)
-    and returns a ``BatchResult``: which accounts were processed and which failed, their
-    processing times, the recommendations made, metrics counters and the tool-call
-    events to record. It must not write the session itself: the caller records the
-    result together with the checkpoint, only if this worker still owns the batch, so a
-    batch re-run after a crash is never counted twice. It may take long (a CRM call, an
-    LLM), but less than ``SCHEDULING_BATCH_LEASE_SECONDS``. Raising fails the run (which
-    is then retried as a whole, up to the review's ``max_retries``).
+    and returns a ``BatchResult`` with exactly one result per account. It must not write
+    the session itself: the caller records the result together with the checkpoint,
+    only if this worker still owns the batch, so a batch re-run after a crash is never
+    counted twice. It may take long (a CRM call, an LLM), but less than
+    ``SCHEDULING_BATCH_LEASE_SECONDS``. Raising fails the run (which is then retried as
+    a whole, up to the review's ``max_retries``).
     """
 
     agent_name = "review-runner"
@@ -68,10 +73,10 @@ class ReviewRunner:
 
 
 class SimulatedReviewRunner(ReviewRunner):
-    """Deterministic reviews: per-account timings, failures and recommendations derived
-    from each account id; each account is a ``crm.get_account`` tool call (a failed
-    account carries its error type), so the audit trail and the Prometheus metrics see
-    simulated runs exactly as they would see real ones."""
+    """Deterministic reviews: per-account timings, failures, tokens and recommendations
+    derived from each account id; each account is a ``crm.get_account`` tool call (a
+    failed account carries its error type), so the audit trail, the results and the
+    Prometheus metrics see simulated runs exactly as they would see real ones."""
 
     agent_name = "simulated-reviewer"
     TOOL = "crm.get_account"
@@ -82,20 +87,12 @@ class SimulatedReviewRunner(ReviewRunner):
             started_at = timezone.now()
             elapsed = self._review_account(account)
             failed = self._fails(account)
-            result.processing_times_ms.append(elapsed)
-            if failed:
-                result.failed.append(account)
-            else:
-                result.processed.append(account)
-                result.recommendations += _digest(account) % 4
+            result.results.append(simulated_result(account, elapsed, failed=failed))
             result.events += self._tool_events(run, account, started_at, elapsed, failed)
         result.counters = {
             "api_call_count": 2 * len(accounts),
-            "token_usage": sum(350 + _digest(a) % 900 for a in result.processed),
             "cache_hits": sum(1 for a in accounts if _digest(a) % 3 == 0),
             "cache_misses": sum(1 for a in accounts if _digest(a) % 3 != 0),
-            "error_count": len(result.failed),
-            "total_duration_ms": sum(result.processing_times_ms),
         }
         return result
 
@@ -131,10 +128,57 @@ class SimulatedReviewRunner(ReviewRunner):
         ]
 
 
+_SIMULATED_KINDS = (
+    ("renewal_risk", "Renewal at risk", "Usage fell in the last quarter; call before renewal."),
+    ("upsell", "Expansion opportunity", "Seats are at their limit; offer the next tier."),
+    ("follow_up", "Follow up on the open case", "A support case has waited over a week."),
+    ("data_quality", "Fix the account's contacts", "The primary contact's address bounces."),
+)
+
+
+def simulated_result(account: str, elapsed_ms: int, *, failed: bool) -> AccountResult:
+    """The deterministic result of one account (the simulation, and tests)."""
+    digest = _digest(account)
+    if failed:
+        return AccountResult(
+            account_id=account,
+            outcome=ResultOutcome.FAILED,
+            error=f"CRMTimeout: CRM did not answer for {account}",
+            duration_ms=elapsed_ms,
+        )
+    recommendations = []
+    for number in range(digest % 4):
+        kind, title, detail = _SIMULATED_KINDS[(digest >> (8 * number)) % len(_SIMULATED_KINDS)]
+        recommendations.append(
+            Recommendation(
+                kind=kind,
+                title=title,
+                detail=detail,
+                priority=SchedulePriority.values[(digest >> (4 * number)) % 4],
+                confidence=round(0.5 + ((digest >> (6 * number)) % 50) / 100, 2),
+            )
+        )
+    input_tokens = 300 + digest % 700
+    output_tokens = 50 + digest % 200
+    return AccountResult(
+        account_id=account,
+        outcome=ResultOutcome.REVIEWED,
+        recommendations=recommendations,
+        duration_ms=elapsed_ms,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        # An illustrative price: $3 per million input tokens, $15 per million output.
+        cost_usd=Decimal(input_tokens * 3 + output_tokens * 15) / Decimal(1_000_000),
+    )
+
+
 def _digest(account: str) -> int:
     return int.from_bytes(hashlib.blake2b(account.encode(), digest_size=8).digest(), "big")
 
 
 @cache
-def review_runner() -> ReviewRunner:
-    return import_string(conf.review_runner_path())()
+def review_runner() -> ReviewRunner | None:
+    """The configured runner, or None where ``SERGAS_REVIEW_RUNNER`` is empty (agents do
+    all the work; reviews must name a queue)."""
+    path = conf.review_runner_path()
+    return import_string(path)() if path else None

@@ -4,13 +4,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db.models import Aggregate, Count, FloatField, Max, OuterRef, Q, QuerySet, Subquery
+from django.core.exceptions import ValidationError
+from django.db.models import (
+    Aggregate,
+    Count,
+    FloatField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from scheduling.models import ExecutionStatus, ScheduledReview, ScheduleExecution
+from scheduling.models import (
+    AccountReview,
+    ExecutionStatus,
+    RunBatch,
+    ScheduledReview,
+    ScheduleExecution,
+)
 from scheduling.recurrence import Recurrence
 from sergas.pagination import Page, keyset_page
+from sessions.models import BULKY_COLUMNS
 
 REVIEW_ORDERING = ("name", "id")
 EXECUTION_ORDERING = ("-nominal_time", "-attempt", "-id")
@@ -200,3 +218,90 @@ def executions_start_lag_per_hour(*, since: datetime) -> list[LagBucket]:
         .order_by("hour")
     )
     return [LagBucket(**row) for row in rows]
+
+
+# --- results -------------------------------------------------------------------------------
+
+RESULT_ORDERING = ("account_id", "id")
+ACCOUNT_HISTORY_ORDERING = ("-recorded_at", "-id")
+
+
+def execution_get(
+    execution_id: object, *, review_id: int | None = None
+) -> ScheduleExecution | None:
+    """A run (of ``review_id`` when given), or None (also for an id that is no UUID)."""
+    queryset = ScheduleExecution.objects.select_related("review", "session").defer(
+        *(f"session__{column}" for column in BULKY_COLUMNS)  # a context may be megabytes
+    )
+    if review_id is not None:
+        queryset = queryset.filter(review_id=review_id)
+    try:
+        return queryset.filter(pk=execution_id).first()
+    except (ValueError, ValidationError):
+        return None
+
+
+def account_reviews_of_run(
+    execution_id: object, *, outcome: str | None = None
+) -> QuerySet[AccountReview]:
+    """A run's results, one per account, by account id."""
+    queryset = AccountReview.objects.filter(execution_id=execution_id)
+    if outcome:
+        queryset = queryset.filter(outcome=outcome)
+    return queryset.order_by(*RESULT_ORDERING)
+
+
+def account_reviews_page(
+    execution_id: object, *, outcome: str | None = None, cursor: str | None = None, limit: int = 50
+) -> Page[AccountReview]:
+    return keyset_page(
+        account_reviews_of_run(execution_id, outcome=outcome),
+        ordering=RESULT_ORDERING,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+def account_history_page(
+    account_id: str, *, outcome: str | None = None, cursor: str | None = None, limit: int = 50
+) -> Page[AccountReview]:
+    """One account's results across runs, newest first, each with its run."""
+    queryset = AccountReview.objects.filter(account_id=account_id).select_related("execution")
+    if outcome:
+        queryset = queryset.filter(outcome=outcome)
+    return keyset_page(queryset, ordering=ACCOUNT_HISTORY_ORDERING, cursor=cursor, limit=limit)
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    batches: dict[str, int]  # by status
+    outcomes: dict[str, int]  # results by outcome
+    recommendations: int
+
+
+def execution_progress(execution_id: object) -> RunProgress:
+    """How far a run got: its batches by status and its results by outcome."""
+    batches = dict(
+        RunBatch.objects.filter(execution_id=execution_id)
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("pk"))
+    )
+    outcomes: dict[str, int] = {}
+    recommendations = 0
+    for outcome, count, recs in (
+        AccountReview.objects.filter(execution_id=execution_id)
+        .order_by()
+        .values_list("outcome")
+        .annotate(n=Count("pk"), r=Sum("recommendations_count"))
+    ):
+        outcomes[outcome] = count
+        recommendations += recs or 0
+    return RunProgress(batches=batches, outcomes=outcomes, recommendations=recommendations)
+
+
+def execution_status(execution_id: object) -> str | None:
+    """A run's status alone, for a live page's poll (None if there is no such run)."""
+    return (
+        ScheduleExecution.objects.filter(pk=execution_id).values_list("status", flat=True).first()
+    )

@@ -59,7 +59,7 @@ def run_review_batch(self: Any, batch_id: str, own_token: str | None = None) -> 
     if claim is None:
         return "not claimed"
     try:
-        batch_review(claim)
+        recorded = batch_review(claim)
     except (OperationalError, InterfaceError) as exc:
         logger.warning("Batch %s not recorded (%s); retrying", batch_id, exc)
         raise self.retry(
@@ -70,7 +70,7 @@ def run_review_batch(self: Any, batch_id: str, own_token: str | None = None) -> 
     except Exception:
         logger.exception("Batch %s of run %s failed", batch_id, claim.run.execution_id)
         return "failed"
-    return "done"
+    return "done" if recorded else "superseded"
 
 
 @shared_task(name="scheduling.tasks.fire_review")
@@ -84,12 +84,19 @@ def fire_review(review_id: int) -> int:
 
 @shared_task(name="scheduling.tasks.recover_interrupted_runs")
 def recover_interrupted_runs() -> list[str]:
-    """Periodic: runs whose workers died. Batches whose lease expired run again; a run
-    whose session went silent is recovered from its newest checkpoint."""
-    from scheduling.services import batches_reap_expired, runs_recover_interrupted
+    """Periodic: runs whose workers or agents died. Batches whose lease ran out are
+    claimable again; a run whose session went silent is recovered from its newest
+    checkpoint; the sessions of queue runs waiting for agents are vouched for."""
+    from scheduling.services import (
+        batches_expire,
+        queue_runs_keep_alive,
+        runs_recover_interrupted,
+    )
 
-    batches_reap_expired(actor="task:recover_interrupted_runs")
-    return runs_recover_interrupted(actor="task:recover_interrupted_runs")
+    actor = "task:recover_interrupted_runs"
+    batches_expire(actor=actor)
+    queue_runs_keep_alive()
+    return runs_recover_interrupted(actor=actor)
 
 
 @shared_task(name="scheduling.tasks.publish_due_runs")

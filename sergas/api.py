@@ -39,6 +39,8 @@ V1_ROUTERS: list[tuple[str, str]] = [
     ("/sessions", "sessions.api.router"),
     ("/events", "sessions.api.events_router"),
     ("/schedules", "scheduling.api.router"),
+    ("/accounts", "scheduling.api.accounts_router"),
+    ("/work", "scheduling.work_api.router"),
     ("/audit", "audit.api.router"),
 ]
 

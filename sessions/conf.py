@@ -71,3 +71,9 @@ def events_max_future_seconds() -> int:
 def events_max_age_days() -> int:
     """Events stamped longer ago than this are refused (the audit trail keeps 7 years)."""
     return int(_get("EVENTS_MAX_AGE_DAYS", 7 * 366))
+
+
+def owner_paths() -> list[str]:
+    """Dotted paths of the ``sessions.owners.SessionOwner`` classes every lifecycle
+    transition calls (the project lists the scheduling app's run owner)."""
+    return list(_get("OWNERS", []))

@@ -18,8 +18,10 @@ class AgentApi:
         self.token = token
 
     @classmethod
-    def issue(cls, client: Client, *scopes: str, name: str = "test-agent") -> "AgentApi":
-        issued = agent_token_create(name=name, scopes=scopes or ("write",))
+    def issue(
+        cls, client: Client, *scopes: str, name: str = "test-agent", queues: tuple = ()
+    ) -> "AgentApi":
+        issued = agent_token_create(name=name, scopes=scopes or ("write",), queues=queues)
         return cls(client, issued.secret, issued.token)
 
     def headers(self, **extra: str) -> dict[str, str]:

@@ -110,6 +110,16 @@ def celery_worker_thread(transactional_db):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _work_wakeups_stopped(django_db_setup) -> Iterator[None]:
+    """The wake-up listener's connection would keep the test database from being dropped
+    (torn down before the database, which it depends on)."""
+    yield
+    from scheduling.wakeups import wakeups
+
+    wakeups().stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _empty_test_queues() -> Iterator[None]:
     """Review runs published by one test must not reach the worker of another."""
     purge_test_queues()
@@ -173,7 +183,7 @@ def agent_api(client):
     (``write`` by default)."""
     from tests.agent_api import AgentApi
 
-    def issue(*scopes: str, name: str = "test-agent") -> AgentApi:
-        return AgentApi.issue(client, *scopes, name=name)
+    def issue(*scopes: str, name: str = "test-agent", queues: tuple = ()) -> AgentApi:
+        return AgentApi.issue(client, *scopes, name=name, queues=queues)
 
     return issue

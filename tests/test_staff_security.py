@@ -30,7 +30,12 @@ def _production(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-REAL = {"SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "sergas.example.com,testserver"}
+REAL = {
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "sergas.example.com,testserver",
+    # The checks refuse the simulated runner and accounts (tests/scheduling/test_checks.py).
+    "SCHEDULING_ALLOW_SIMULATION": "true",
+}
 
 
 class TestProductionSettings:

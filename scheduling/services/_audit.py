@@ -4,7 +4,7 @@ from typing import Any
 
 from audit.models import AuditEventType
 from audit.services import audit_event_record
-from scheduling.models import ScheduledReview, ScheduleExecution
+from scheduling.models import RunBatch, ScheduledReview, ScheduleExecution
 
 
 def review_resource(review_id: int | None) -> str:
@@ -47,4 +47,31 @@ def record_execution_event(
         resource=review_resource(execution.review_id),
         session_id=execution.session_id,
         metadata={**execution_event_metadata(execution), **(metadata or {})},
+    )
+
+
+def record_batch_event(
+    batch: RunBatch,
+    action: str,
+    *,
+    execution: ScheduleExecution,
+    actor: str,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """A batch's event: under its run's review, naming the run, the batch and its lease."""
+    audit_event_record(
+        event_type=AuditEventType.SCHEDULE,
+        action=action,
+        actor=actor,
+        resource=review_resource(execution.review_id),
+        session_id=execution.session_id,
+        metadata={
+            "execution_id": str(execution.pk),
+            "batch_id": batch.pk,
+            "batch_index": batch.index,
+            "batch_status": batch.status,
+            "attempt": batch.attempts,
+            **({"queue": batch.queue} if batch.queue else {}),
+            **(metadata or {}),
+        },
     )

@@ -46,6 +46,7 @@ from scheduling.models import (
 from scheduling.recurrence import Recurrence
 from scheduling.services._audit import review_resource
 from scheduling.services.outbox import executions_publish_new
+from sergas.locking import LockRank, rows_locked
 from sergas.pgcopy import copy_rows
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class _DueReview:
     interval_minutes: int | None
     scheduled_time: datetime | None
     starts_at: datetime | None
+    executor: str
 
 
 _DUE_FIELDS = [field.name for field in fields(_DueReview)]
@@ -107,6 +109,7 @@ _EXECUTION_COLUMNS = [
     "trigger",
     "status",
     "priority",
+    "executor",
     "due_at",
     "finished_at",
     "error",
@@ -199,7 +202,8 @@ def seconds_until_next_due(*, now: datetime | None = None) -> float | None:
 def _lock_due(
     until: datetime, review_ids: list[int] | None, excluded: list[int], batch_size: int
 ) -> list[_DueReview]:
-    queryset = ScheduledReview.objects.select_for_update(skip_locked=True).filter(
+    # NO KEY UPDATE: runs of these reviews finishing meanwhile hold their key shared.
+    queryset = ScheduledReview.objects.select_for_update(skip_locked=True, no_key=True).filter(
         enabled=True, next_run_at__lte=until
     )
     if review_ids is not None:
@@ -211,7 +215,9 @@ def _lock_due(
         .order_by("next_run_at", "rank", "pk")
         .values_list(*_DUE_FIELDS)[:batch_size]
     )
-    return [_DueReview(*row) for row in rows]
+    due = [_DueReview(*row) for row in rows]
+    rows_locked(LockRank.REVIEW, [review.id for review in due])
+    return due
 
 
 def _plan(due: list[_DueReview], at: datetime, actor: str) -> _Plan:
@@ -347,6 +353,7 @@ def _add(
             ExecutionTrigger.SCHEDULE.value,
             status,
             review.priority,
+            review.executor,
             due_at,
             finished_at,
             error,

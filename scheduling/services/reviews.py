@@ -4,6 +4,7 @@ Each function is one transaction that changes the review, its PeriodicTask and r
 the audit event together.
 """
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,15 +12,20 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import SYSTEM_ACTOR
+from scheduling import conf
 from scheduling.accounts import account_source
 from scheduling.exceptions import (
     ALREADY_PAUSED,
     NOT_PAUSED,
+    InvalidExecutor,
     InvalidSchedule,
+    NoReviewRunner,
     ReviewNotFound,
     ReviewStateConflict,
 )
 from scheduling.models import (
+    EXECUTOR_PATTERN,
+    WORKER_EXECUTOR,
     ExecutionStatus,
     ExecutionTrigger,
     OverlapPolicy,
@@ -30,6 +36,7 @@ from scheduling.models import (
 )
 from scheduling.recurrence import Recurrence, zone
 from scheduling.services._audit import record_execution_event, record_review_event
+from scheduling.services._locks import review_lock
 from scheduling.services.outbox import publish_on_commit
 from scheduling.services.sync import periodic_task_delete, periodic_task_sync
 
@@ -53,6 +60,7 @@ EDITABLE_FIELDS = (
     "catch_up_window_minutes",
     "account_filter",
     "metadata",
+    "executor",
 )
 _SCHEDULE_FIELDS = frozenset(EDITABLE_FIELDS) - {
     "name",
@@ -64,14 +72,15 @@ _SCHEDULE_FIELDS = frozenset(EDITABLE_FIELDS) - {
     "catch_up_window_minutes",
     "account_filter",
     "metadata",
+    "executor",
 }
 
 
-def _lock(review_id: int) -> ScheduledReview:
-    try:
-        return ScheduledReview.objects.select_for_update().get(pk=review_id)
-    except (ScheduledReview.DoesNotExist, ValueError, TypeError):
-        raise ReviewNotFound(review_id) from None
+def _lock(review_id: int, *, for_delete: bool = False) -> ScheduledReview:
+    review = review_lock(review_id, for_delete=for_delete)
+    if review is None:
+        raise ReviewNotFound(review_id)
+    return review
 
 
 def review_validate(review: ScheduledReview) -> None:
@@ -106,6 +115,10 @@ def review_validate(review: ScheduledReview) -> None:
             raise InvalidSchedule(f"{name} must be a whole number from {low} to {high}", field=name)
     if not isinstance(review.metadata, dict):
         raise InvalidSchedule("metadata must be an object", field="metadata")
+    if not isinstance(review.executor, str) or not re.match(EXECUTOR_PATTERN, review.executor):
+        raise InvalidExecutor(review.executor)
+    if review.executor == WORKER_EXECUTOR and not conf.review_runner_path():
+        raise NoReviewRunner
     # A naive one-time or anchor datetime means wall time in the review's timezone.
     tz = zone(review.timezone)
     for name in ("scheduled_time", "starts_at"):
@@ -252,7 +265,7 @@ def review_resume(review_id: int, *, actor: str = SYSTEM_ACTOR) -> ScheduledRevi
 def review_delete(review_id: int, *, actor: str = SYSTEM_ACTOR) -> None:
     """Delete the review and its PeriodicTask; its run history stays (review_name)."""
     with transaction.atomic():
-        review = _lock(review_id)
+        review = _lock(review_id, for_delete=True)
         record_review_event(review, "review_deleted", actor=actor)
         _drop_prepared_runs(review, actor=actor)
         periodic_task_delete(review)
@@ -270,6 +283,7 @@ def review_trigger_on_demand(review_id: int, *, actor: str = SYSTEM_ACTOR) -> Sc
             nominal_time=now,
             trigger=ExecutionTrigger.ON_DEMAND,
             priority=review.priority,
+            executor=review.executor,
             due_at=now,
         )
         record_execution_event(execution, "run_queued", actor=actor)

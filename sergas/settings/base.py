@@ -241,6 +241,8 @@ SERGAS_SESSIONS = {
     "EVENTS_DEDUPE_WINDOW_SECONDS": env.int("EVENTS_DEDUPE_WINDOW_SECONDS", default=24 * 3600),
     "EVENTS_MAX_FUTURE_SECONDS": env.int("EVENTS_MAX_FUTURE_SECONDS", default=300),
     "EVENTS_MAX_AGE_DAYS": env.int("EVENTS_MAX_AGE_DAYS", default=7 * 366),
+    # Called by every lifecycle transition, in the lock order (sessions/owners.py).
+    "OWNERS": ["scheduling.session_owner.ScheduledRunOwner"],
 }
 
 # --- Scheduling (read through scheduling/conf.py) ------------------------------------------
@@ -260,6 +262,13 @@ SERGAS_SCHEDULING = {
     "BATCH_LEASE_SECONDS": env.int("SCHEDULING_BATCH_LEASE_SECONDS", default=600),
     "SIMULATED_ACCOUNT_MS": env.int("SCHEDULING_SIMULATED_ACCOUNT_MS", default=50),
     "SIMULATED_FAILURE_RATE": env.float("SCHEDULING_SIMULATED_FAILURE_RATE", default=0.05),
+    # The work queue of agents (docs/api.md, "Work queue").
+    "WORK_LEASE_SECONDS": env.int("SCHEDULING_WORK_LEASE_SECONDS", default=60),
+    "WORK_WAIT_MAX_SECONDS": env.int("SCHEDULING_WORK_WAIT_MAX_SECONDS", default=30),
+    "BATCH_MAX_ATTEMPTS": env.int("SCHEDULING_BATCH_MAX_ATTEMPTS", default=3),
+    "WAKEUP_FALLBACK_SECONDS": env.float("SCHEDULING_WAKEUP_FALLBACK_SECONDS", default=1.0),
+    # The simulated runner and synthetic accounts (production refuses them unless true).
+    "ALLOW_SIMULATION": env.bool("SCHEDULING_ALLOW_SIMULATION", default=True),
 }
 
 # --- Agent API (read through agents/conf.py; the API itself is sergas/api.py) ---------

@@ -9,7 +9,7 @@ Django trusts its ``X-Forwarded-Proto``). ``manage.py check --deploy`` is clean.
 from django.core.exceptions import ImproperlyConfigured
 
 from sergas.settings.base import *  # noqa: F403
-from sergas.settings.base import env
+from sergas.settings.base import SERGAS_SCHEDULING, env
 
 DEBUG = False
 
@@ -43,3 +43,10 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE_SECONDS", default=12 * 3600)
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
+
+# The simulated runner and the synthetic accounts record invented results: refused
+# (system checks scheduling.E001/E002) unless explicitly allowed, e.g. for a demo.
+SERGAS_SCHEDULING = {
+    **SERGAS_SCHEDULING,
+    "ALLOW_SIMULATION": env.bool("SCHEDULING_ALLOW_SIMULATION", default=False),
+}

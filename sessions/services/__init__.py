@@ -1,6 +1,7 @@
 """Every write to agent sessions. Each function is one transaction that changes the row,
 bumps its version and records the audit event together."""
 
+from sessions.services._write import lock_session
 from sessions.services.checkpoints import session_checkpoint, session_recover
 from sessions.services.lifecycle import (
     apply_transition,
@@ -32,6 +33,7 @@ __all__ = [
     "CleanupResult",
     "Heartbeat",
     "apply_transition",
+    "lock_session",
     "new_session_id",
     "session_archive",
     "session_cancel",

@@ -7,9 +7,11 @@ from django.utils import timezone
 
 from audit.models import AuditEventType
 from audit.services import audit_event_record
+from sergas.locking import LockRank, rows_locked
 from sessions.cache import session_cache
 from sessions.exceptions import SessionNotFound, VersionConflict
 from sessions.models import BULKY_COLUMNS, AgentSession, SessionAccount
+from sessions.owners import session_owners
 
 
 def resource_of(session_id: str) -> str:
@@ -27,6 +29,7 @@ def lock_session(
     queryset = AgentSession.objects.select_for_update()
     if not with_state:
         queryset = queryset.defer(*BULKY_COLUMNS)
+    rows_locked(LockRank.SESSION, [session_id])
     try:
         session = queryset.get(pk=session_id)
     except AgentSession.DoesNotExist:
@@ -34,6 +37,16 @@ def lock_session(
     if expected_version is not None and session.version != expected_version:
         raise VersionConflict(session_id, current=session.version, expected=expected_version)
     return session
+
+
+def lock_session_for_transition(
+    session_id: str, *, expected_version: int | None = None
+) -> AgentSession:
+    """``lock_session`` for a lifecycle transition: the session's owners first lock what
+    comes before a session in the lock order (sessions/owners.py)."""
+    for owner in session_owners():
+        owner.lock_ahead(session_id)
+    return lock_session(session_id, expected_version=expected_version, with_state=False)
 
 
 def save_session(

@@ -11,7 +11,12 @@ from audit.services import SYSTEM_ACTOR
 from sessions import conf
 from sessions.exceptions import SessionNotRunning
 from sessions.models import AgentSession, SessionCheckpoint, SessionStatus
-from sessions.services._write import accounts_index, lock_session, save_session
+from sessions.services._write import (
+    accounts_index,
+    lock_session,
+    lock_session_for_transition,
+    save_session,
+)
 from sessions.services.lifecycle import apply_transition
 from sessions.state import SessionContext
 from sessions.transitions import SessionAction
@@ -80,7 +85,7 @@ def session_recover(
     state it has, and the audit event says so.
     """
     with transaction.atomic():
-        session = lock_session(session_id, expected_version=expected_version, with_state=False)
+        session = lock_session_for_transition(session_id, expected_version=expected_version)
         newest = (
             SessionCheckpoint.objects.filter(session_id=session_id)
             .order_by("-sequence")

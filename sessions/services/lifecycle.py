@@ -12,11 +12,17 @@ from django.utils import timezone
 
 from audit.models import AuditEventType
 from audit.services import SYSTEM_ACTOR, audit_event_record
+from sergas.locking import LockRank, rows_locked
 from sessions.exceptions import InvalidSessionId, InvalidSessionState, SessionAlreadyExists
 from sessions.metrics import observe_session_end
 from sessions.models import TERMINAL_STATUSES, AgentSession, SessionStatus, SessionType
-from sessions.services._write import accounts_index, lock_session, resource_of, save_session
-from sessions.signals import session_transitioned
+from sessions.owners import session_owners
+from sessions.services._write import (
+    accounts_index,
+    lock_session_for_transition,
+    resource_of,
+    save_session,
+)
 from sessions.state import SessionContext, SessionMetrics
 from sessions.summary import session_summary_compute
 from sessions.transitions import SessionAction, transition_target
@@ -84,6 +90,7 @@ def session_create(
                 session.save(force_insert=True)
         except IntegrityError:
             raise SessionAlreadyExists(session_id) from None
+        rows_locked(LockRank.SESSION, [session_id], created=True)
         accounts_index(session_id, session.account_ids)
         audit_event_record(
             event_type=AuditEventType.SESSION_LIFECYCLE,
@@ -115,7 +122,9 @@ def apply_transition(
 
     Raises ``InvalidTransition`` (naming the current status) if the table forbids it.
     Whatever ends a session (an agent, staff, a task) stores its ``summary`` and, once
-    committed, observes ``orchestrator_session_duration_seconds``.
+    committed, observes ``orchestrator_session_duration_seconds``. The session's owners
+    follow in the same transaction (sessions/owners.py): lock the session with
+    ``lock_session_for_transition`` so that they could lock what comes before it.
     """
     previous = session.status
     target = transition_target(session.session_id, previous, action)
@@ -152,14 +161,8 @@ def apply_transition(
         actor=actor,
         metadata={"from": previous, "to": target, **(metadata or {})},
     )
-    session_transitioned.send(
-        sender=AgentSession,
-        session_id=session.session_id,
-        action=action,
-        previous=previous,
-        status=target,
-        actor=actor,
-    )
+    for owner in session_owners():
+        owner.follow(session, action, previous=previous, actor=actor)
     return session
 
 
@@ -175,7 +178,7 @@ def _transition(
 ) -> AgentSession:
     metadata = {**(metadata or {}), **({"reason": reason} if reason else {})}
     with transaction.atomic():
-        session = lock_session(session_id, expected_version=expected_version, with_state=False)
+        session = lock_session_for_transition(session_id, expected_version=expected_version)
         return apply_transition(session, action, actor=actor, fields=fields, metadata=metadata)
 
 
@@ -286,14 +289,14 @@ def session_scope(session_id: str, *, actor: str = SYSTEM_ACTOR) -> Iterator[Age
         raise
     else:
         with transaction.atomic():
-            current = lock_session(session_id, with_state=False)
+            current = lock_session_for_transition(session_id)
             if current.status == SessionStatus.RUNNING:
                 apply_transition(current, SessionAction.COMPLETE, actor=actor)
 
 
 def _fail_unless_finished(session_id: str, *, error: str, actor: str) -> None:
     with transaction.atomic():
-        current = lock_session(session_id, with_state=False)
+        current = lock_session_for_transition(session_id)
         if not current.is_terminal:
             apply_transition(
                 current,

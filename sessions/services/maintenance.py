@@ -14,7 +14,7 @@ from audit.services import SYSTEM_ACTOR
 from sessions import conf
 from sessions.models import TERMINAL_STATUSES, AgentSession, SessionCheckpoint, SessionStatus
 from sessions.selectors import sessions_archivable
-from sessions.services._write import lock_session, save_session
+from sessions.services._write import lock_session, lock_session_for_transition, save_session
 from sessions.services.lifecycle import apply_transition
 from sessions.transitions import SessionAction
 
@@ -42,7 +42,7 @@ def sessions_interrupt_stale(
     interrupted = []
     for session_id in candidates:
         with transaction.atomic():
-            session = lock_session(session_id, with_state=False)
+            session = lock_session_for_transition(session_id)
             seen = session.last_heartbeat_at or session.started_at or session.updated_at
             if session.status != SessionStatus.RUNNING or seen >= cutoff:
                 continue

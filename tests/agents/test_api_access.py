@@ -51,6 +51,7 @@ class TestAuthentication:
             "scopes": ["read", "write"],
             "read_only": False,
             "own_sessions_only": False,
+            "queues": [],
         }
 
 

@@ -37,6 +37,7 @@ class TestIssue:
             "name": "reviewer-1",
             "scopes": ["write"],
             "own_sessions_only": False,
+            "queues": [],
         }
 
     def test_each_scope_includes_the_ones_below_it(self):

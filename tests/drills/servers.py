@@ -90,7 +90,15 @@ def manage(*args: str, env: dict[str, str]) -> str:
 class Gunicorn:
     """The project under gunicorn on ``127.0.0.1:port``, as in production."""
 
-    def __init__(self, port: int, log_dir: Path, env: dict[str, str], workers: int = 2) -> None:
+    def __init__(
+        self,
+        port: int,
+        log_dir: Path,
+        env: dict[str, str],
+        workers: int = 2,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.host = host
         self.port = port
         self.env = env
         self.workers = workers
@@ -99,7 +107,7 @@ class Gunicorn:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> "Gunicorn":
         command = [
@@ -108,7 +116,7 @@ class Gunicorn:
             "gunicorn",
             "sergas.wsgi",
             "--bind",
-            f"127.0.0.1:{self.port}",
+            f"{self.host}:{self.port}",
             "--workers",
             str(self.workers),
             "--threads",

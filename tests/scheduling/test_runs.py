@@ -11,9 +11,10 @@ from prometheus_client import REGISTRY
 
 from audit.models import AuditEvent
 from scheduling import services
-from scheduling.models import ExecutionStatus, RunBatch, ScheduleExecution
+from scheduling.exceptions import LeaseLost
+from scheduling.models import AccountReview, ExecutionStatus, RunBatch, ScheduleExecution
 from scheduling.publishing import RunMessage, publish_runs
-from scheduling.runners import BatchResult, review_runner
+from scheduling.runners import review_runner, simulated_result
 from sessions import services as session_services
 from sessions.models import AgentSession, SessionCheckpoint
 from sessions.state import SessionContext, SessionMetrics
@@ -76,10 +77,19 @@ def test_an_on_demand_run_reviews_every_account_and_succeeds(celery_worker_threa
     assert review.last_run_at == execution.finished_at
     actions = list(
         AuditEvent.objects.filter(resource=f"review:{review.pk}", event_type="schedule")
+        .exclude(action__startswith="batch_")
         .order_by("timestamp")
         .values_list("action", flat=True)
     )
     assert actions == ["review_created", "run_queued", "run_started", "run_succeeded"]
+    batch_actions = AuditEvent.objects.filter(
+        resource=f"review:{review.pk}", action__startswith="batch_"
+    ).values_list("action", flat=True)
+    assert sorted(batch_actions) == ["batch_claimed"] * 3 + ["batch_recorded"] * 3
+    # What the run found is kept, one result per account.
+    results = AccountReview.objects.filter(execution=execution)
+    assert results.count() == 10
+    assert results.filter(outcome="failed").count() == execution.accounts_failed
     # The runner reports through the orchestrator hooks: a task per batch, a tool call
     # per account, in the audit trail and in the metrics.
     trail = AuditEvent.objects.filter(session_id=session.session_id)
@@ -224,7 +234,7 @@ def test_cancelling_a_running_run_closes_it_and_the_batch_in_flight_records_noth
     assert ScheduleExecution.objects.count() == 1
 
 
-def _run_started_by_hand(review) -> tuple[ScheduleExecution, "services.BatchClaim"]:
+def _run_started_by_hand(review) -> tuple[ScheduleExecution, "services.BatchLease"]:
     """Start a run and claim its first batch as a worker that will die with it; the
     other batches go to the queue when this commits."""
     execution = ScheduleExecution.objects.create(
@@ -240,6 +250,17 @@ def _run_started_by_hand(review) -> tuple[ScheduleExecution, "services.BatchClai
         first = RunBatch.objects.get(execution=execution, index=0)
         doomed = services.batch_claim(first.pk)
     return execution, doomed
+
+
+def _record(lease):
+    """What a worker that lost its lease would try to record."""
+    return services.batch_record(
+        lease.batch_id,
+        lease.token,
+        results=[simulated_result(a, 1, failed=False) for a in lease.accounts],
+        agent="zombie",
+        actor="worker:zombie",
+    )
 
 
 def test_a_batch_whose_worker_died_is_run_again_after_recovery(celery_worker_thread, runner):
@@ -267,8 +288,9 @@ def test_a_batch_whose_worker_died_is_run_again_after_recovery(celery_worker_thr
     assert RunBatch.objects.get(execution=execution, index=0).attempts == 2
     assert ScheduleExecution.objects.filter(review=review).count() == 1
     # The dead worker wakes up: its token no longer holds the batch; it records nothing.
-    zombie = BatchResult(processed=doomed.accounts, processing_times_ms=[1] * 5)
-    assert not services.batch_record(doomed, zombie, events=[], agent="zombie")
+    with pytest.raises(LeaseLost) as lost:
+        _record(doomed)
+    assert lost.value.reason == "taken_over"
 
 
 def test_a_redelivered_batch_is_taken_over_and_the_old_owner_fenced(runner):
@@ -282,9 +304,8 @@ def test_a_redelivered_batch_is_taken_over_and_the_old_owner_fenced(runner):
     assert second_owner is not None
     assert second_owner.token != first_owner.token
 
-    assert not services.batch_record(
-        first_owner, BatchResult(processed=first_owner.accounts), events=[], agent="zombie"
-    )
+    with pytest.raises(LeaseLost):
+        _record(first_owner)
     services.batch_review(second_owner)
     assert _status(execution.pk) == ExecutionStatus.SUCCEEDED
     session = AgentSession.objects.get(executions=execution)
@@ -295,11 +316,11 @@ def test_a_batch_whose_lease_expired_is_queued_again(runner):
     runner(RUNNER_BATCH_SIZE=5)
     review = make_review(account_filter={"count": 5})
     _execution, owner = _run_started_by_hand(review)
-    assert services.batches_reap_expired() == 0
+    assert services.batches_expire() == 0
     RunBatch.objects.filter(pk=owner.batch_id).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert services.batches_reap_expired() == 1
+    assert services.batches_expire() == 1
     batch = RunBatch.objects.get(pk=owner.batch_id)
     assert (batch.status, batch.token) == ("pending", None)
     assert services.batch_claim(batch.pk) is not None

@@ -21,7 +21,14 @@ class Command(BaseCommand):
             default=[TokenScope.WRITE],
             choices=TokenScope.values,
             help="read: GET only; write: drive sessions, report events (default); "
-            "admin: also search the whole audit trail.",
+            "admin: also search the whole audit trail; work: take batches from work queues.",
+        )
+        parser.add_argument(
+            "--queues",
+            nargs="+",
+            default=[],
+            metavar="QUEUE",
+            help="With --scopes work: the work queues the token may take from (default: any).",
         )
         parser.add_argument(
             "--own-sessions",
@@ -31,19 +38,28 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args: Any, name: str, scopes: list[str], own_sessions: bool, **options: Any
+        self,
+        *args: Any,
+        name: str,
+        scopes: list[str],
+        own_sessions: bool,
+        queues: list[str],
+        **options: Any,
     ) -> None:
         try:
             issued = agent_token_create(
                 name=name,
                 scopes=scopes,
                 own_sessions_only=own_sessions,
+                queues=queues,
                 actor="command:create_agent_token",
             )
         except ValidationFailed as exc:
             raise CommandError(exc.detail) from exc
         token = issued.token
         confined = ", own sessions only" if token.own_sessions_only else ""
+        if token.queues:
+            confined += f", queues {', '.join(token.queues)}"
         self.stderr.write(
             f"Token for agent '{token.name}' (prefix {token.prefix}, scopes "
             f"{', '.join(token.scopes)}{confined}). Store it now: it cannot be shown again."

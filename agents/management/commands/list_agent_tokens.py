@@ -20,6 +20,8 @@ class Command(BaseCommand):
             state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "live"
             if token.own_sessions_only:
                 state += ", own sessions only"
+            if token.queues:
+                state += f", queues {','.join(token.queues)}"
             used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
             self.stdout.write(
                 f"{token.name:<24} sgs_{token.prefix}_…  {','.join(token.scopes):<16} "

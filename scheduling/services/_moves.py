@@ -1,0 +1,90 @@
+"""Applying one move of the run and batch tables (``scheduling.transitions``) to a locked
+row, with its audit event, in the caller's transaction. Every status change of a run or
+a batch goes through ``run_move`` or ``batch_move``."""
+
+from typing import Any
+
+from scheduling.models import RunBatch, ScheduleExecution
+from scheduling.services._audit import record_batch_event, record_execution_event
+from scheduling.transitions import (
+    BatchAction,
+    RunAction,
+    batch_transition_target,
+    run_transition_target,
+)
+
+RUN_EVENTS: dict[RunAction, str] = {
+    RunAction.START: "run_started",
+    RunAction.HOLD: "run_held",
+    RunAction.RELEASE: "run_released",
+    RunAction.SKIP: "run_skipped_overlap",
+    RunAction.CONTINUE: "run_continued",
+    RunAction.HAND_OVER: "run_handed_over",
+    RunAction.SUCCEED: "run_succeeded",
+    RunAction.FAIL: "run_failed",
+    RunAction.RETRY: "run_retrying",
+}
+
+BATCH_EVENTS: dict[BatchAction, str] = {
+    BatchAction.CLAIM: "batch_claimed",
+    BatchAction.TAKE_OVER: "batch_taken_over",
+    BatchAction.RENEW: "batch_lease_renewed",
+    BatchAction.RECORD: "batch_recorded",
+    BatchAction.RELEASE: "batch_released",
+    BatchAction.EXPIRE: "batch_lease_expired",
+    BatchAction.RETRY: "batch_retried",
+    BatchAction.FAIL: "batch_failed",
+    BatchAction.CANCEL: "batch_cancelled",
+}
+
+
+def run_move(
+    execution: ScheduleExecution,
+    action: RunAction,
+    *,
+    actor: str,
+    fields: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> ScheduleExecution:
+    """Move a locked run by ``action`` (``InvalidRunTransition`` if the table forbids
+    it), save ``fields`` with it and record its audit event."""
+    previous = execution.status
+    target = run_transition_target(execution.pk, previous, action)
+    changes = {"status": target, **(fields or {})}
+    for name, value in changes.items():
+        setattr(execution, name, value)
+    execution.save(update_fields=list(changes))
+    record_execution_event(
+        execution,
+        RUN_EVENTS[action],
+        actor=actor,
+        metadata={"from": previous, **(metadata or {})},
+    )
+    return execution
+
+
+def batch_move(
+    batch: RunBatch,
+    action: BatchAction,
+    *,
+    execution: ScheduleExecution,
+    actor: str,
+    fields: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> RunBatch:
+    """Move a locked batch by ``action`` (``InvalidBatchTransition`` if the table forbids
+    it), save ``fields`` with it and record its audit event."""
+    previous = batch.status
+    target = batch_transition_target(batch.pk, previous, action)
+    changes = {"status": target, **(fields or {})}
+    for name, value in changes.items():
+        setattr(batch, name, value)
+    batch.save(update_fields=list(changes))
+    record_batch_event(
+        batch,
+        BATCH_EVENTS[action],
+        execution=execution,
+        actor=actor,
+        metadata={"from": previous, **(metadata or {})},
+    )
+    return batch
