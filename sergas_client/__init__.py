@@ -7,20 +7,53 @@
             ...
         api.complete(session.session_id)
 
-See docs/api.md and docs/example_agent.py.
+Agents that take scheduled work from a queue run a ``Worker``:
+
+    with SergasClient("https://sergas.example", token) as api:
+        Worker(api, "crm-reviewers", review_batch).run()
+
+See docs/api.md, docs/example_agent.py and docs/agent_worker.py.
 """
 
-from sergas_client.client import SergasAPIError, SergasClient
+from sergas_client.client import LeaseLost, SergasAPIError, SergasClient
 from sergas_client.recorder import EventRecorder, Invocation
-from sergas_client.types import Checkpoint, EventsResult, Heartbeat, Session
+from sergas_client.types import (
+    AccountResult,
+    BatchState,
+    Checkpoint,
+    CompletedBatch,
+    EventsResult,
+    Heartbeat,
+    Lease,
+    LeasedRun,
+    LeaseRenewal,
+    Outcome,
+    Priority,
+    Recommendation,
+    Session,
+)
+from sergas_client.worker import BatchReport, FatalBatchError, Worker
 
 __all__ = [
+    "AccountResult",
+    "BatchReport",
+    "BatchState",
     "Checkpoint",
+    "CompletedBatch",
     "EventRecorder",
     "EventsResult",
+    "FatalBatchError",
     "Heartbeat",
     "Invocation",
+    "Lease",
+    "LeaseLost",
+    "LeaseRenewal",
+    "LeasedRun",
+    "Outcome",
+    "Priority",
+    "Recommendation",
     "SergasAPIError",
     "SergasClient",
     "Session",
+    "Worker",
 ]

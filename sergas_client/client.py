@@ -3,13 +3,23 @@
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
 
 from sergas_client.recorder import EventRecorder
-from sergas_client.types import Checkpoint, EventsResult, Heartbeat, Session
+from sergas_client.types import (
+    AccountResult,
+    BatchState,
+    Checkpoint,
+    CompletedBatch,
+    EventsResult,
+    Heartbeat,
+    Lease,
+    LeaseRenewal,
+    Session,
+)
 
 # Answers that mean "not processed, try again later" (429) or "maybe not processed".
 _RETRY_ALWAYS = frozenset({429})
@@ -27,10 +37,22 @@ class SergasAPIError(Exception):
         super().__init__(f"{status_code} {self.code}: {self.detail}")
 
 
+class LeaseLost(SergasAPIError):
+    """``409 lease_lost``: the lease on a batch no longer holds, so stop working on it.
+    ``reason``: taken_over, lease_expired, run_cancelled, session_paused,
+    session_stopped, batch_failed or released."""
+
+    def __init__(self, status_code: int, body: dict[str, Any]) -> None:
+        super().__init__(status_code, body)
+        self.reason: str = body.get("reason", "")
+        self.batch_id: int | None = body.get("batch_id")
+
+
 class SergasClient:
     """A client of ``/api/v1``. Requests that cannot do harm twice (reads, event batches
-    with their ids, creates with an Idempotency-Key, heartbeats) are retried on network
-    errors and 502/503/504; every request is retried after a 429, as told by Retry-After.
+    with their ids, creates with an Idempotency-Key, heartbeats, calls fenced by a lease
+    token) are retried on network errors and 502/503/504; every request is retried after
+    a 429, as told by Retry-After, and after a connection that could not be made.
     """
 
     def __init__(
@@ -49,6 +71,7 @@ class SergasClient:
             timeout=timeout,
             transport=transport,
         )
+        self.timeout = timeout
         self.retries = retries
         self.backoff_seconds = backoff_seconds
 
@@ -204,7 +227,84 @@ class SergasClient:
     def me(self) -> dict[str, Any]:
         return self._request("GET", "/me")
 
+    # --- the work queue (scope ``work``) -------------------------------------------------
+    def claim_batch(
+        self, queue: str, *, wait_seconds: int = 0, holder: str | None = None
+    ) -> Lease | None:
+        """Lease the next batch of ``queue``, waiting up to ``wait_seconds`` (0-30) for one;
+        None when none came. ``holder`` is shown to staff (host:pid); default the agent."""
+        body: dict[str, Any] = {"queue": queue, "wait_seconds": wait_seconds}
+        if holder is not None:
+            body["holder"] = holder
+        # Not retried once the request may have reached the server: a claim whose answer
+        # is lost leaves a batch leased to nobody until its lease runs out, so the caller
+        # claims again instead. A connection never made (or a 429) is retried as usual.
+        data = self._request(
+            "POST",
+            "/work/claim",
+            json=body,
+            idempotent=False,
+            timeout=httpx.Timeout(self.timeout, read=self.timeout + wait_seconds),
+        )
+        return None if data is None else Lease.from_json(data)
+
+    def heartbeat_batch(self, lease: Lease) -> LeaseRenewal:
+        """Extend the lease; ``LeaseLost`` (which also marks ``lease`` lost) means stop."""
+        return LeaseRenewal.from_json(self._lease_call(lease, "heartbeat", {}))
+
+    def complete_batch(
+        self,
+        lease: Lease,
+        results: Sequence[AccountResult | Mapping[str, Any]],
+        *,
+        events: Sequence[Mapping[str, Any]] = (),
+        metrics: Mapping[str, int] | None = None,
+    ) -> CompletedBatch:
+        """Record one result per account of the batch, with tool/task ``events`` (as for
+        ``send_events``; session_id may be left out) and other session ``metrics``
+        counters. Safe to retry: the token makes a repeat replay the first answer."""
+        body = {
+            "results": [
+                item.to_json() if isinstance(item, AccountResult) else dict(item)
+                for item in results
+            ],
+            "events": [dict(event) for event in events],
+            "metrics": dict(metrics or {}),
+        }
+        response = self._lease_send(lease, "complete", body)
+        return CompletedBatch(
+            **response.json(), replayed=response.headers.get("Idempotent-Replayed") == "true"
+        )
+
+    def fail_batch(self, lease: Lease, error: str, *, retryable: bool = True) -> BatchState:
+        """The batch could not be done: back to the queue if ``retryable`` (up to the
+        attempts limit), else its run fails."""
+        body = {"error": error[:5000] or "failed", "retryable": retryable}
+        return BatchState(**self._lease_call(lease, "fail", body))
+
+    def release_batch(self, lease: Lease) -> BatchState:
+        """Give the batch back unfinished (stopping): claimable again at once, the
+        attempt not counted."""
+        return BatchState(**self._lease_call(lease, "release", {}))
+
     # --- plumbing -------------------------------------------------------------------
+    def _lease_call(self, lease: Lease, action: str, body: dict[str, Any]) -> Any:
+        return self._lease_send(lease, action, body).json()
+
+    def _lease_send(self, lease: Lease, action: str, body: dict[str, Any]) -> httpx.Response:
+        # The token fences every call: a repeat of one that was processed cannot act twice
+        # (it replays, or finds the lease gone), so all of them are retried.
+        try:
+            return self._send(
+                "POST",
+                f"/work/{lease.batch_id}/{action}",
+                json={"token": lease.lease_token, **body},
+                idempotent=True,
+            )
+        except LeaseLost as exc:
+            lease.mark_lost(exc.reason or exc.code)
+            raise
+
     def _action(self, session_id: str, action: str, body: dict[str, Any]) -> Session:
         return Session.from_json(
             self._request("POST", f"/sessions/{session_id}/{action}", json=body)
@@ -228,13 +328,42 @@ class SergasClient:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool | None = None,
+        timeout: httpx.Timeout | None = None,
     ) -> Any:
+        """The answer's JSON; None for a 204."""
+        response = self._send(
+            method,
+            path,
+            json=json,
+            params=params,
+            headers=headers,
+            idempotent=idempotent,
+            timeout=timeout,
+        )
+        return None if response.status_code == 204 else response.json()
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> httpx.Response:
         retry_unsure = method == "GET" if idempotent is None else idempotent
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
                 response = self._http.request(
-                    method, path, json=json, params=params, headers=headers
+                    method,
+                    path,
+                    json=json,
+                    params=params,
+                    headers=headers,
+                    timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
                 )
             except httpx.ConnectError:
                 if last:
@@ -249,7 +378,7 @@ class SergasClient:
                 if not retry or last:
                     if response.status_code >= 400:
                         raise _error(response)
-                    return response.json()
+                    return response
                 wait = response.headers.get("Retry-After")
                 if wait and wait.isdigit():
                     time.sleep(min(int(wait), 60))
@@ -263,4 +392,7 @@ def _error(response: httpx.Response) -> SergasAPIError:
         body = response.json()
     except ValueError:
         body = {"code": "http_error", "detail": response.text[:500]}
-    return SergasAPIError(response.status_code, body if isinstance(body, dict) else {})
+    body = body if isinstance(body, dict) else {}
+    if response.status_code == 409 and body.get("code") == "lease_lost":
+        return LeaseLost(response.status_code, body)
+    return SergasAPIError(response.status_code, body)
