@@ -15,7 +15,7 @@ from django.utils import timezone
 from audit.models import AuditEventType
 from scheduling.exceptions import InvalidTimezone
 from scheduling.forms import ScheduledReviewForm
-from scheduling.models import ExecutionStatus, SchedulePriority, ScheduleType
+from scheduling.models import ExecutionStatus, ResultOutcome, SchedulePriority, ScheduleType
 from scheduling.recurrence import zone
 from scheduling.services import EDITABLE_FIELDS
 from sessions.models import SessionStatus, SessionType
@@ -114,6 +114,17 @@ class ExecutionFilterForm(forms.Form):
     status = forms.ChoiceField(
         label="Run status", choices=_any(ExecutionStatus.choices, "Any status"), required=False
     )
+
+
+class ResultFilterForm(forms.Form):
+    outcome = forms.ChoiceField(
+        label="Outcome", choices=_any(ResultOutcome.choices, "Any outcome"), required=False
+    )
+
+    def selector_filters(self) -> dict[str, Any]:
+        """Keyword arguments of ``scheduling.selectors.account_reviews_page`` and
+        ``account_history_page``."""
+        return {"outcome": self.cleaned_data.get("outcome") or None}
 
 
 class AuditFilterForm(forms.Form):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import audit, overview, schedules, sessions
+from dashboard.views import accounts, audit, overview, runs, schedules, sessions
 
 app_name = "dashboard"
 
@@ -29,6 +29,14 @@ urlpatterns = [
         schedules.schedule_control,
         name="schedule_control",
     ),
+    path("runs/<uuid:execution_id>/", runs.run_detail, name="run"),
+    path("runs/<uuid:execution_id>/progress", runs.run_progress_fragment, name="run_progress"),
+    path(
+        "runs/<uuid:execution_id>/results.csv",
+        runs.run_results_export,
+        name="run_results_csv",
+    ),
+    path("accounts/<str:account_id>/", accounts.account_detail, name="account"),
     path("audit/", audit.audit_explorer, name="audit"),
     path("audit/export.<slug:fmt>", audit.audit_export, name="audit_export"),
 ]

@@ -2,6 +2,7 @@
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django import template
@@ -61,6 +62,14 @@ def ms(value: float | None) -> str:
 @register.filter
 def seconds(value: float | None) -> str:
     return NO_VALUE if value is None else ms(value * 1000)
+
+
+@register.filter
+def usd(value: Decimal | None) -> str:
+    """``$0.0042``: a cost in dollars, as precise as it was recorded, without trailing zeros."""
+    if value is None:
+        return NO_VALUE
+    return f"${value.normalize():f}"
 
 
 @register.filter

@@ -14,7 +14,8 @@ import pytest
 from django.urls import reverse
 
 from audit.services import audit_event_record
-from scheduling.models import ScheduleExecution
+from scheduling import services
+from scheduling.models import AccountReview, ScheduleExecution
 from sessions.models import AgentSession
 from tests.dashboard.conftest import PASSWORD, make_staff
 from tests.factories import make_session
@@ -155,6 +156,59 @@ def test_an_operator_triggers_a_review_and_sees_its_run_appear_and_finish(
     run_row.locator(".badge:text('Succeeded')").wait_for(timeout=60_000)
     assert "4" in run_row.inner_text()
     shot(page, "schedule-run-succeeded")
+
+
+def test_staff_follow_a_run_to_its_results_and_an_account_to_its_history(
+    page_for, celery_worker_thread, settings
+):
+    settings.SERGAS_SCHEDULING = {
+        **settings.SERGAS_SCHEDULING,
+        "SIMULATED_FAILURE_RATE": 0.3,
+        "RUNNER_BATCH_SIZE": 3,
+    }
+    make_staff("victor", "Viewers")
+    accounts = [f"acct_browser_{i}" for i in range(1, 9)]
+    review = make_review(name="Browser results review", account_filter={"account_ids": accounts})
+    execution = services.review_trigger_on_demand(review.pk)
+    page = page_for("victor")
+    page.click("nav a:text('Schedules')")
+    page.click(f"a:text('{review.name}')")
+    run_row = page.locator(f"[data-run='{execution.pk}']")
+    run_row.locator(".badge:text('Succeeded')").wait_for(timeout=60_000)
+    run_row.locator("[data-run-link]").click()
+    page.wait_for_url(re.compile(re.escape(reverse("dashboard:run", args=[execution.pk]))))
+
+    results = AccountReview.objects.filter(execution=execution)
+    failed = set(results.filter(outcome="failed").values_list("account_id", flat=True))
+    assert 0 < len(failed) < len(accounts)  # the simulation fails some accounts, not all
+    rows = page.locator("tr[data-account]")
+    assert [row.get_attribute("data-account") for row in rows.all()] == accounts
+    recommendations = sum(results.values_list("recommendations_count", flat=True))
+    assert page.locator("[data-recommendation]").count() == recommendations > 0
+    assert page.locator("[data-recommendations]").inner_text() == str(recommendations)
+    shot(page, "run-results")
+
+    page.select_option("#results select[name=outcome]", "failed")
+    page.click("#results button:text('Show')")
+    page.wait_for_url(re.compile(r"outcome=failed"))
+    assert {row.get_attribute("data-account") for row in rows.all()} == failed
+    assert {row.inner_text() for row in page.locator("tr [data-outcome]").all()} == {"Failed"}
+    assert "outcome=failed" in page.locator("[data-export=csv]").get_attribute("href")
+    shot(page, "run-results-failed")
+
+    account = sorted(failed)[0]
+    page.click(f"tr[data-account='{account}'] a:text('{account}')")
+    page.wait_for_url(re.compile(re.escape(reverse("dashboard:account", args=[account]))))
+    history = page.locator("tr[data-result-run]")
+    assert history.count() == 1
+    assert history.first.get_attribute("data-result-run") == str(execution.pk)
+    assert history.first.locator("[data-outcome]").inner_text() == "Failed"
+    assert review.name in history.first.inner_text()
+    session_id = ScheduleExecution.objects.get(pk=execution.pk).session_id
+    assert page.locator(f"#sessions a:text('{session_id}')").count() == 1
+    shot(page, "account-history")
+    history.first.locator("[data-run-link]").click()
+    page.wait_for_url(re.compile(re.escape(reverse("dashboard:run", args=[execution.pk]))))
 
 
 def test_a_viewer_filters_the_audit_explorer(page_for):
