@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[embedded,test]'
 	touch $(STAMP)
 
-## run: migrate, seed demo data, then web + worker + beat (Ctrl-C stops everything)
+## run: migrate, seed demo data, then web + worker + beat + a demo agent (Ctrl-C stops everything)
 run: $(STAMP)
 	$(EMBEDDED) $(MAKE) --no-print-directory serve
 
@@ -26,11 +26,12 @@ run: $(STAMP)
 serve:
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py maintain_audit_partitions
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --agent-token-file var/demo-agent.token
 	@echo ""
 	@echo "  Sergas is starting at http://$(HOST):$(PORT)/  (the dashboard; admin: http://$(HOST):$(PORT)/admin/)"
 	@echo "  Health: http://$(HOST):$(PORT)/healthz   Metrics: http://$(HOST):$(PORT)/metrics"
-	@echo "  Press Ctrl-C to stop web, worker, beat and the embedded servers."
+	@echo "  A demo agent (docs/agent_worker.py) takes the work of the demo-agents queue."
+	@echo "  Press Ctrl-C to stop web, worker, beat, the agent and the embedded servers."
 	@echo ""
 	@# exec: make must wait for honcho itself (not for a shell that a signal kills first),
 	@# so the embedded servers stop only after honcho has stopped web, worker and beat.

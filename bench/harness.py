@@ -193,9 +193,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(*, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[str]:
+def gunicorn(
+    *, workers: int = 2, threads: int | None = None, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Serve the project with gunicorn as docs/deployment.md configures it; yields the base
-    URL once ``/healthz`` answers and every worker has served a request."""
+    URL once ``/healthz`` answers and every worker has served a request. ``threads``:
+    threaded workers (gthread), which agents' long polls need."""
     import httpx
 
     port = free_port()
@@ -211,6 +214,7 @@ def gunicorn(*, workers: int = 2, env: dict[str, str] | None = None) -> Iterator
             str(workers),
             "--log-level",
             "warning",
+            *(["--threads", str(threads)] if threads else []),
         ],
         log_name=f"gunicorn-{port}",
         env={"DEBUG": "0", "API_THROTTLE_RATE": "100000000/min", **(env or {})},

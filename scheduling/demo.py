@@ -1,14 +1,22 @@
-"""Demo reviews for ``manage.py seed_demo``: one of each schedule type, one paused, and a
-two-minute interval review so a fresh ``make run`` shows runs happening."""
+"""Demo reviews for ``manage.py seed_demo``: one of each schedule type, one paused, a
+two-minute interval review so a fresh ``make run`` shows runs happening, and one done by
+agents on the ``demo-agents`` work queue (``make run`` starts docs/agent_worker.py with a
+demo token)."""
 
+import os
 from datetime import time, timedelta
+from pathlib import Path
 
 from django.utils import timezone
 
+from agents.selectors import agent_tokens_list
+from agents.services import agent_token_create, agent_token_revoke
 from scheduling import services
 from scheduling.models import ScheduledReview
 
 DEMO_ACTOR = "command:seed_demo"
+DEMO_QUEUE = "demo-agents"
+DEMO_AGENT = "demo-agent"
 
 
 def _demo_reviews() -> list[dict]:
@@ -68,6 +76,14 @@ def _demo_reviews() -> list[dict]:
             "account_filter": {"count": 12},
         },
         {
+            "name": "Demo: agents every three minutes",
+            "schedule_type": "interval",
+            "interval_minutes": 3,
+            "owner_id": "owner_09",
+            "executor": f"queue:{DEMO_QUEUE}",
+            "account_filter": {"segment": "agents", "count": 20},
+        },
+        {
             "name": "Demo: one-off audit tomorrow",
             "schedule_type": "one_time",
             "scheduled_time": tomorrow,
@@ -98,3 +114,19 @@ def demo_reviews_seed() -> int:
             )
         created += 1
     return created
+
+
+def demo_agent_token_issue(path: Path) -> str:
+    """A fresh work token for the demo agent, written to ``path`` (owner-only); the
+    demo agent's previous tokens are revoked. Returns the token's prefix."""
+    for token in agent_tokens_list(include_revoked=False):
+        if token.name == DEMO_AGENT:
+            agent_token_revoke(token.prefix, actor=DEMO_ACTOR)
+    issued = agent_token_create(
+        name=DEMO_AGENT, scopes=["work"], queues=[DEMO_QUEUE], actor=DEMO_ACTOR
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(issued.secret)
+    return issued.token.prefix
