@@ -35,7 +35,8 @@ serve:
 	@echo ""
 	@# exec: make must wait for honcho itself (not for a shell that a signal kills first),
 	@# so the embedded servers stop only after honcho has stopped web, worker and beat.
-	exec env DEBUG=$${DEBUG:-1} PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
+	@# honcho gives each process type its own PORT: the demo agent is told the web's URL.
+	exec env DEBUG=$${DEBUG:-1} SERGAS_DEMO_URL=http://$(HOST):$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
 
 ## test: ruff, then pytest against real PostgreSQL and Redis
 test: $(STAMP) lint
