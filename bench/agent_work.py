@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harness import (  # noqa: E402
     Figure,
+    celery_worker,
     gunicorn,
     migrate,
     parser,
@@ -52,28 +53,6 @@ BENCH_ENV = {
     "SCHEDULING_RUNNER_BATCH_SIZE": "10",
     "SCHEDULING_ALLOW_SIMULATION": "true",
 }
-
-
-def _worker(concurrency: int, name: str) -> object:
-    return spawn(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "sergas",
-            "worker",
-            "--concurrency",
-            str(concurrency),
-            "--queues",
-            "bench-reviews,bench-celery",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "WARNING",
-        ],
-        log_name=name,
-    )
 
 
 def _agents(count: int, url: str, token: str, batch_ms: int, first: int = 0) -> list[object]:
@@ -196,20 +175,20 @@ def main() -> None:
     )
     single = _review("wake-up", 10, f"queue:{QUEUE}")
 
-    worker = _worker(1, "agent-work-worker-1")
+    worker = celery_worker(1, log_name="agent-work-worker-1")
     try:
         time.sleep(3)  # the worker processes boot before the clock starts
         worker_serial, serial_batches = _run_seconds(in_process[0].pk)
     finally:
         stop(worker)
-    worker = _worker(slots, f"agent-work-worker-{slots}")
+    worker = celery_worker(slots, log_name=f"agent-work-worker-{slots}")
     try:
         time.sleep(3)
         worker_seconds, batches = _run_seconds(in_process[1].pk)
     finally:
         stop(worker)
     # Agents: a worker process only starts runs (their batches go to the queue).
-    starter = _worker(1, "agent-work-starter")
+    starter = celery_worker(1, log_name="agent-work-starter")
     try:
         with gunicorn(workers=2, threads=slots + 4) as url:
             agents = _agents(1, url, token, batch_ms)

@@ -17,11 +17,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harness import (  # noqa: E402
     Figure,
+    celery_worker,
     migrate,
     parser,
     purge_bench_queues,
     report,
-    spawn,
     stop,
     use_fresh_database,
 )
@@ -34,34 +34,12 @@ BENCH_ENV = {
 }
 
 
-def _worker(processes: int) -> object:
-    return spawn(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "sergas",
-            "worker",
-            "--concurrency",
-            str(processes),
-            "--queues",
-            "bench-reviews,bench-celery",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "WARNING",
-        ],
-        log_name=f"fanout-{processes}",
-    )
-
-
 def review_wall_time(accounts: int, processes: int) -> float:
     from scheduling import services
     from scheduling.models import ScheduleExecution
 
     purge_bench_queues()
-    worker = _worker(processes)
+    worker = celery_worker(processes, log_name=f"fanout-{processes}")
     try:
         time.sleep(3)  # let the worker processes boot before the clock starts
         review = services.review_create(

@@ -173,6 +173,29 @@ def spawn(command: list[str], *, log_name: str, env: dict[str, str] | None = Non
         )
 
 
+def celery_worker(concurrency: int, *, log_name: str) -> Any:
+    """A Celery worker on the benchmarks' queues (bench-reviews, bench-celery)."""
+    return spawn(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "sergas",
+            "worker",
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            "bench-reviews,bench-celery",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        log_name=log_name,
+    )
+
+
 def stop(*processes: Any) -> None:
     """SIGTERM each process group, then SIGKILL what lingers after 30 s."""
     for process in processes:

@@ -58,19 +58,16 @@ def record_batch_event(
     actor: str,
     metadata: dict[str, Any] | None = None,
 ) -> None:
-    """A batch's event: under its run's review, naming the run, the batch and its lease."""
-    audit_event_record(
-        event_type=AuditEventType.SCHEDULE,
-        action=action,
+    """A batch's event: its run's event, naming the batch and its lease."""
+    record_execution_event(
+        execution,
+        action,
         actor=actor,
-        resource=review_resource(execution.review_id),
-        session_id=execution.session_id,
         metadata={
-            "execution_id": str(execution.pk),
             "batch_id": batch.pk,
             "batch_index": batch.index,
             "batch_status": batch.status,
-            "attempt": batch.attempts,
+            "batch_attempt": batch.attempts,
             **({"queue": batch.queue} if batch.queue else {}),
             **(metadata or {}),
         },

@@ -38,6 +38,17 @@ BATCH_EVENTS: dict[BatchAction, str] = {
 }
 
 
+def _save_move(row: Any, target: str, fields: dict[str, Any] | None) -> str:
+    """Set the new status and ``fields`` on a locked row and save them; returns the
+    status it had."""
+    previous = row.status
+    changes = {"status": target, **(fields or {})}
+    for name, value in changes.items():
+        setattr(row, name, value)
+    row.save(update_fields=list(changes))
+    return previous
+
+
 def run_move(
     execution: ScheduleExecution,
     action: RunAction,
@@ -48,17 +59,10 @@ def run_move(
 ) -> ScheduleExecution:
     """Move a locked run by ``action`` (``InvalidRunTransition`` if the table forbids
     it), save ``fields`` with it and record its audit event."""
-    previous = execution.status
-    target = run_transition_target(execution.pk, previous, action)
-    changes = {"status": target, **(fields or {})}
-    for name, value in changes.items():
-        setattr(execution, name, value)
-    execution.save(update_fields=list(changes))
+    target = run_transition_target(execution.pk, execution.status, action)
+    previous = _save_move(execution, target, fields)
     record_execution_event(
-        execution,
-        RUN_EVENTS[action],
-        actor=actor,
-        metadata={"from": previous, **(metadata or {})},
+        execution, RUN_EVENTS[action], actor=actor, metadata={"from": previous, **(metadata or {})}
     )
     return execution
 
@@ -74,12 +78,8 @@ def batch_move(
 ) -> RunBatch:
     """Move a locked batch by ``action`` (``InvalidBatchTransition`` if the table forbids
     it), save ``fields`` with it and record its audit event."""
-    previous = batch.status
-    target = batch_transition_target(batch.pk, previous, action)
-    changes = {"status": target, **(fields or {})}
-    for name, value in changes.items():
-        setattr(batch, name, value)
-    batch.save(update_fields=list(changes))
+    target = batch_transition_target(batch.pk, batch.status, action)
+    previous = _save_move(batch, target, fields)
     record_batch_event(
         batch,
         BATCH_EVENTS[action],

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from audit.services import SYSTEM_ACTOR
 from scheduling import conf
-from scheduling.exceptions import LeaseLost
+from scheduling.exceptions import BatchNotFound, LeaseLost
 from scheduling.models import (
     OPEN_BATCH_STATUSES,
     BatchStatus,
@@ -261,9 +261,15 @@ def batch_release(batch_id: int, token: uuid.UUID, *, actor: str) -> RunBatch:
     return batch
 
 
-def _locked_alone(batch_id: int) -> tuple[RunBatch, ScheduleExecution, str]:
-    from scheduling.exceptions import BatchNotFound
+def _locked_with_run(batch_id: int) -> tuple[ScheduleExecution, RunBatch, str]:
+    """The batch locked with its review, session and run (``BatchNotFound`` if none)."""
+    execution, batch = batch_lock_with_run(batch_id)
+    if execution is None or batch is None:
+        raise BatchNotFound(batch_id)
+    return execution, batch, execution.session.status if execution.session else ""
 
+
+def _locked_alone(batch_id: int) -> tuple[RunBatch, ScheduleExecution, str]:
     batch = batch_lock(batch_id)
     if batch is None:
         raise BatchNotFound(batch_id)
@@ -357,12 +363,7 @@ def batch_record(
     counters = dict(counters or {})
     counters_check(counters)
     with transaction.atomic():
-        execution, batch = batch_lock_with_run(batch_id)
-        if execution is None or batch is None:
-            from scheduling.exceptions import BatchNotFound
-
-            raise BatchNotFound(batch_id)
-        session_status = execution.session.status if execution.session else ""
+        execution, batch, session_status = _locked_with_run(batch_id)
         if batch.status == BatchStatus.DONE and batch.token == token and batch.outcome:
             return batch.outcome, True
         reason = lease_lost_reason(batch, token, execution, session_status)
@@ -443,12 +444,7 @@ def batch_fail(
     (like a runner that raises); its other batches are cancelled."""
     error = (error or "unspecified error").strip()
     with transaction.atomic():
-        execution, batch = batch_lock_with_run(batch_id)
-        if execution is None or batch is None:
-            from scheduling.exceptions import BatchNotFound
-
-            raise BatchNotFound(batch_id)
-        session_status = execution.session.status if execution.session else ""
+        execution, batch, session_status = _locked_with_run(batch_id)
         reason = lease_lost_reason(batch, token, execution, session_status)
         if reason is not None:
             raise lease_lost(batch, reason, execution, session_status)
