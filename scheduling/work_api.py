@@ -26,6 +26,7 @@ from scheduling.schemas import (
     LeaseTokenIn,
 )
 from scheduling.services import BatchLease
+from sergas.client_connection import client_disconnected
 
 router = Router(tags=["work"], auth=work_access)
 
@@ -73,7 +74,15 @@ def claim(request: HttpRequest, payload: ClaimIn) -> Any:
         wait_seconds=min(payload.wait_seconds, conf.work_wait_max_seconds()),
         holder=payload.holder or caller.actor,
         actor=caller.actor,
+        still_wanted=lambda: not client_disconnected(request),
     )
+    if lease is not None and client_disconnected(request):
+        # The agent went away while it waited: the batch goes back at once, not after
+        # its lease.
+        services.work_release(
+            lease.batch_id, lease.token, allowed=caller.queues, actor=caller.actor
+        )
+        lease = None
     if lease is None:
         return Status(204, None)
     return _lease_out(lease)

@@ -6,7 +6,9 @@ from typing import Any
 
 from scheduling.models import RunBatch, ScheduleExecution
 from scheduling.services._audit import record_batch_event, record_execution_event
+from scheduling.services._locks import run_batches_locked
 from scheduling.transitions import (
+    BATCH_TRANSITIONS,
     BatchAction,
     RunAction,
     batch_transition_target,
@@ -88,3 +90,28 @@ def batch_move(
         metadata={"from": previous, **(metadata or {})},
     )
     return batch
+
+
+def run_batches_move(
+    execution: ScheduleExecution,
+    action: BatchAction,
+    *,
+    actor: str,
+    fields: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> list[int]:
+    """Move every batch of a locked run that ``action`` may move (one statement, by the
+    holder of the run's lock), with one audit event naming them; returns their ids."""
+    transition = BATCH_TRANSITIONS[action]
+    run_batches_locked(execution)
+    movable = execution.batches.filter(status__in=transition.sources)
+    moved = list(movable.values_list("pk", flat=True))
+    if moved:
+        movable.update(status=transition.target, **(fields or {}))
+        record_execution_event(
+            execution,
+            f"batches_{BATCH_EVENTS[action].removeprefix('batch_')}",
+            actor=actor,
+            metadata={"batch_ids": moved, **(metadata or {})},
+        )
+    return moved

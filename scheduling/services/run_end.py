@@ -13,8 +13,6 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from scheduling.models import (
-    OPEN_BATCH_STATUSES,
-    BatchStatus,
     ExecutionStatus,
     ExecutionTrigger,
     ResultOutcome,
@@ -22,10 +20,9 @@ from scheduling.models import (
     ScheduleExecution,
 )
 from scheduling.services._audit import record_execution_event
-from scheduling.services._locks import run_batches_locked
-from scheduling.services._moves import run_move
+from scheduling.services._moves import run_batches_move, run_move
 from scheduling.services.outbox import publish_on_commit
-from scheduling.transitions import RunAction
+from scheduling.transitions import BatchAction, RunAction
 from sergas.locking import LockRank, rows_locked
 from sessions import services as session_services
 from sessions.models import TERMINAL_STATUSES, SessionStatus
@@ -78,7 +75,15 @@ def run_finish(
         ScheduledReview.objects.filter(pk=review.pk).update(last_run_at=now)
         if action is RunAction.RETRY:
             retry = _queue_next_attempt(execution, actor=actor)
-    _cancel_open_batches(execution, actor=actor)
+    # The run ended: its open batches are cancelled, and their holders' tokens with them
+    # (a late heartbeat or result is refused).
+    run_batches_move(
+        execution,
+        BatchAction.CANCEL,
+        actor=actor,
+        fields={"lease_expires_at": None},
+        metadata={"run_status": execution.status},
+    )
     _end_session(execution, succeeded=succeeded, error=error, actor=actor)
     return retry
 
@@ -89,23 +94,6 @@ def _accounts_done(execution: ScheduleExecution) -> tuple[int, int]:
         failed=Count("pk", filter=Q(outcome=ResultOutcome.FAILED)),
     )
     return counts["done"], counts["failed"]
-
-
-def _cancel_open_batches(execution: ScheduleExecution, *, actor: str) -> None:
-    """The run ended: its open batches are cancelled (their holders' tokens die with
-    them: a late heartbeat or result is refused)."""
-    run_batches_locked(execution)
-    open_batches = execution.batches.filter(status__in=OPEN_BATCH_STATUSES)
-    cancelled = list(open_batches.values_list("pk", flat=True))
-    if not cancelled:
-        return
-    open_batches.update(status=BatchStatus.CANCELLED, lease_expires_at=None)
-    record_execution_event(
-        execution,
-        "batches_cancelled",
-        actor=actor,
-        metadata={"batch_ids": cancelled, "run_status": execution.status},
-    )
 
 
 def _queue_next_attempt(execution: ScheduleExecution, *, actor: str) -> ScheduleExecution:

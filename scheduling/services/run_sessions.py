@@ -16,10 +16,10 @@ from audit.services import SYSTEM_ACTOR
 from scheduling.models import BatchStatus, ExecutionStatus, ScheduleExecution
 from scheduling.publishing import RunMessage, publish_runs
 from scheduling.services._hand_out import batches_hand_out
-from scheduling.services._locks import review_lock_shared, run_batches_locked, run_lock
-from scheduling.services._moves import run_move
+from scheduling.services._locks import review_lock_shared, run_lock
+from scheduling.services._moves import run_batches_move, run_move
 from scheduling.services.run_end import run_finish
-from scheduling.transitions import RunAction
+from scheduling.transitions import BatchAction, RunAction
 from sergas.errors import DomainError
 from sessions import services as session_services
 from sessions.models import AgentSession, SessionStatus
@@ -69,15 +69,17 @@ def _continue(execution: ScheduleExecution, *, takeover: bool, actor: str) -> No
     again first (their tokens die: a holder that was only slow records nothing)."""
     taken_back: list[int] = []
     if takeover:
-        run_batches_locked(execution)
-        leased = execution.batches.filter(status=BatchStatus.RUNNING)
-        taken_back = list(leased.values_list("pk", flat=True))
-        leased.update(
-            status=BatchStatus.PENDING,
-            token=None,
-            holder="",
-            lease_expires_at=None,
-            available_at=timezone.now(),
+        taken_back = run_batches_move(
+            execution,
+            BatchAction.RELEASE,
+            actor=actor,
+            fields={
+                "token": None,
+                "holder": "",
+                "lease_expires_at": None,
+                "available_at": timezone.now(),
+            },
+            metadata={"reason": "session recovered"},
         )
     run_move(
         execution,

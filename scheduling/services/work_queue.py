@@ -17,7 +17,7 @@ hand out jobs.
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import transaction
@@ -110,9 +110,16 @@ def work_claim(queue: str, *, holder: str, actor: str) -> BatchLease | None:
 
 
 def work_claim_wait(
-    queue: str, *, wait_seconds: float, holder: str, actor: str
+    queue: str,
+    *,
+    wait_seconds: float,
+    holder: str,
+    actor: str,
+    still_wanted: Callable[[], bool] = lambda: True,
 ) -> BatchLease | None:
-    """``work_claim``, waiting up to ``wait_seconds`` for work to arrive."""
+    """``work_claim``, waiting up to ``wait_seconds`` for work to arrive. Woken, it looks
+    again only while ``still_wanted()`` (the client is still connected): a poll whose
+    agent died while it waited must not lease a batch to nobody."""
     if wait_seconds <= 0:
         return work_claim(queue, holder=holder, actor=actor)
     deadline = time.monotonic() + wait_seconds
@@ -126,6 +133,8 @@ def work_claim_wait(
         if left <= 0:
             return None
         signals.wait(queue, seen, min(left, _until_next_expiry(queue)))
+        if not still_wanted():
+            return None
 
 
 def _until_next_expiry(queue: str) -> float:

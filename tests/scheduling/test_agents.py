@@ -257,3 +257,23 @@ def test_sigterm_makes_an_agent_give_its_batch_back(queue_settings, agents):
     assert (batch.status, batch.token) == ("pending", None)
     agents("next-agent")
     wait_for(lambda: succeeded(execution), what="another agent to finish")
+
+
+def test_a_claim_whose_agent_died_while_waiting_leases_nothing(queue_settings, agents):
+    """The server learns of a dead agent only when it answers; its long poll, woken by
+    new work, sees the client gone and takes nothing (else the batch would wait out a
+    lease for nobody)."""
+    make_review(executor=f"queue:{QUEUE}", name="empty so far")
+    doomed = agents("doomed-agent", "--wait-seconds", "30")
+    deadline = time.monotonic() + 30
+    while not wakeups().listening and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1)  # its claim waits on the empty queue
+    doomed.kill()
+    execution = start_run(accounts=3)
+    time.sleep(1)  # the dead poll is woken, and lets the batch be
+    batch = RunBatch.objects.get(execution=execution)
+    assert (batch.status, batch.holder) == ("pending", "")
+    agents("live-agent")
+    wait_for(lambda: succeeded(execution), what="a live agent to take the batch")
+    assert RunBatch.objects.get(pk=batch.pk).attempts == 1
