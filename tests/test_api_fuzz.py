@@ -2,8 +2,9 @@
 
 Every generated request, valid or deliberately invalid, must get an answer its schema
 documents: no 5xx, no undocumented status, no body or header that breaks the schema, and
-invalid input refused with a 4xx. Half of the requests that name a session or a review
-name one that exists (in each status), so the fuzzing reaches past the 404.
+invalid input refused with a 4xx. Half of the requests that name a session, a review, a
+run or a work batch name one that exists (in each status), so the fuzzing reaches past
+the 404; the token may also take work (from a queue with a run waiting).
 
 ``make test`` sends about 1,700 requests; ``make drills`` about 4,000
 (``SERGAS_FUZZ_EXAMPLES``, examples per operation and phase; ``SERGAS_FUZZ_RANDOM=1``
@@ -24,6 +25,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 
 from agents.services import agent_token_create
+from scheduling.models import RunBatch
+from scheduling.services import execution_claim, review_trigger_on_demand
 from sergas.wsgi import application
 from tests.drills.report import DrillReport
 from tests.factories import make_session
@@ -73,20 +76,27 @@ def wsgi_keeps_the_test_connection():
 @pytest.fixture
 def settings_throttle_off(settings):
     settings.SERGAS_AGENTS = {**settings.SERGAS_AGENTS, "THROTTLE_RATE": "1000000/min"}
+    # A claim on the real queue answers at once instead of long-polling.
+    settings.SERGAS_SCHEDULING = {**settings.SERGAS_SCHEDULING, "WORK_WAIT_MAX_SECONDS": 0}
 
 
 @pytest.fixture
 def real_objects(db) -> dict[str, list]:
     statuses = ["pending", "running", "paused", "completed", "failed", "interrupted"]
+    queued = make_review(name="fuzz queue", executor="queue:fuzz-queue")
+    run = review_trigger_on_demand(queued.pk)
+    execution_claim(str(run.pk))
     return {
         "session_id": [make_session(status).session_id for status in statuses],
-        "review_id": [make_review(name=f"fuzz {i}").pk for i in range(2)],
+        "review_id": [make_review(name=f"fuzz {i}").pk for i in range(2)] + [queued.pk],
+        "execution_id": [str(run.pk)],
+        "batch_id": list(RunBatch.objects.filter(execution=run).values_list("pk", flat=True)),
     }
 
 
 @pytest.fixture
 def token(db) -> str:
-    return agent_token_create(name="fuzzer", scopes=["admin"]).secret
+    return agent_token_create(name="fuzzer", scopes=["admin", "work"]).secret
 
 
 # Loaded when the module is imported (the lazy loader needs pytest < 9).
