@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from agents.addresses import client_address
 from agents.models import AgentToken, IdempotencyRecord
 from agents.services import agent_token_revoke, staff_actor
 from sergas.admin import ReadOnlyModelAdmin
@@ -13,7 +14,7 @@ def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: 
         request.user,
         "agents.change_agenttoken",
         path=request.path,
-        remote_addr=request.META.get("REMOTE_ADDR"),
+        remote_addr=client_address(request),
     )
     prefixes = list(queryset.filter(revoked_at__isnull=True).values_list("prefix", flat=True))
     for prefix in prefixes:

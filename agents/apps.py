@@ -8,7 +8,6 @@ class AgentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from axes.signals import user_locked_out
         from django.contrib.auth.signals import user_logged_in, user_login_failed
 
         from agents import (
@@ -18,4 +17,3 @@ class AgentsConfig(AppConfig):
 
         user_logged_in.connect(receivers.login_succeeded, dispatch_uid="sergas-login")
         user_login_failed.connect(receivers.login_failed, dispatch_uid="sergas-login-failed")
-        user_locked_out.connect(receivers.locked_out, dispatch_uid="sergas-locked-out")

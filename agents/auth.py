@@ -2,7 +2,9 @@
 
 Each operation declares the scope it needs (``ApiAuth(TokenScope.WRITE)``); the auth
 callable authenticates, checks the scope and hands the handler a ``Principal`` as
-``request.auth``. Failures raise domain errors, which the API maps to 401/403.
+``request.auth``. Failures raise domain errors, which the API maps to 401/403. An
+address with too many failed tokens in the current window is refused (429) before the
+token is looked up (``agents.failures``).
 """
 
 import functools
@@ -13,6 +15,8 @@ from typing import Any
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
+from agents import failures
+from agents.addresses import client_address
 from agents.exceptions import (
     CredentialsMissing,
     InvalidToken,
@@ -22,10 +26,13 @@ from agents.exceptions import (
     TokenRevoked,
 )
 from agents.models import AgentToken, TokenScope
-from agents.services import agent_token_authenticate, api_refusal_record, token_prefix_of
+from agents.services import (
+    agent_token_authenticate,
+    api_authentication_failure_record,
+    api_refusal_record,
+    token_prefix_of,
+)
 from sergas.errors import DomainError
-
-ANONYMOUS_ACTOR = "anonymous"
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -79,27 +86,7 @@ class ApiAuth(HttpBearer):
         self.scope = scope  # None: any valid token or staff session
 
     def __call__(self, request: HttpRequest) -> Principal:
-        header = request.headers.get(self.header, "")
-        raw = ""
-        try:
-            if header:
-                scheme, _, raw = header.partition(" ")
-                if scheme.lower() != self.openapi_scheme:
-                    raise InvalidToken
-                principal = self.authenticate(request, raw.strip())
-            else:
-                principal = Principal.for_staff(request)
-                if principal is None:
-                    raise CredentialsMissing
-        except (InvalidToken, TokenRevoked) as exc:
-            prefix = token_prefix_of(raw.strip())
-            record_refusal(
-                request,
-                exc,
-                actor=ANONYMOUS_ACTOR,
-                resource=f"agent_token:{prefix}" if prefix else "api",
-            )
-            raise
+        principal = self._principal(request)
         try:
             if principal.read_only and request.method not in SAFE_METHODS:
                 raise StaffReadOnly
@@ -111,6 +98,32 @@ class ApiAuth(HttpBearer):
             record_refusal(request, exc, actor=principal.actor, resource="api")
             raise
         return principal
+
+    def _principal(self, request: HttpRequest) -> Principal:
+        header = request.headers.get(self.header, "")
+        if not header:
+            principal = Principal.for_staff(request)
+            if principal is None:
+                raise CredentialsMissing  # not an attempt: neither counted nor recorded
+            return principal
+        scheme, _, raw = header.partition(" ")
+        prefix = token_prefix_of(raw.strip())
+        address = client_address(request)
+        # Before any database work: a flood from one address costs one Redis call each.
+        failures.throttle(failures.FailureKind.API_TOKEN, address, tried=prefix)
+        try:
+            if scheme.lower() != self.openapi_scheme:
+                raise InvalidToken
+            return self.authenticate(request, raw.strip())
+        except (InvalidToken, TokenRevoked) as exc:
+            api_authentication_failure_record(
+                code=exc.code,
+                prefix=prefix,
+                method=request.method or "",
+                path=request.path,
+                remote_addr=address,
+            )
+            raise
 
     def authenticate(self, request: HttpRequest, token: str) -> Principal:
         return Principal.for_token(agent_token_authenticate(token))
@@ -124,17 +137,16 @@ any_access = ApiAuth(None)
 
 
 def record_refusal(request: HttpRequest, exc: DomainError, *, actor: str, resource: str) -> None:
-    """The audit event of a refused API request (``agents.services.api_refusal_record``)."""
+    """The audit event of a refused authorisation (``access_denied``); failed
+    authentications are counted per address instead (``api_authentication_failure_record``)."""
     api_refusal_record(
-        action="authentication_failed"
-        if isinstance(exc, InvalidToken | TokenRevoked)
-        else "access_denied",
+        action="access_denied",
         code=exc.code,
         actor=actor,
         resource=resource,
         method=request.method or "",
         path=request.path,
-        remote_addr=request.META.get("REMOTE_ADDR"),
+        remote_addr=client_address(request),
     )
 
 

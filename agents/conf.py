@@ -32,3 +32,26 @@ def idempotency_ttl_hours() -> int:
 def token_touch_seconds() -> int:
     """``last_used_at`` is written at most this often per token (not on every request)."""
     return int(_get("TOKEN_TOUCH_SECONDS", 60))
+
+
+def auth_failure_limit() -> int:
+    """Failed authentications one client address may make per window (API bearer tokens
+    and staff logins counted apart); after them it gets 429 until the window ends."""
+    return int(_get("AUTH_FAILURE_LIMIT", 20))
+
+
+def auth_failure_window_seconds() -> int:
+    """The fixed window of ``auth_failure_limit``, and of the audit trail's summaries:
+    at most one event for the first failure and one summary per address and window."""
+    return int(_get("AUTH_FAILURE_WINDOW_SECONDS", 300))
+
+
+def staff_login_views() -> frozenset[str]:
+    """URL names of the staff login views whose POSTs count as login attempts."""
+    return frozenset(_get("STAFF_LOGIN_VIEWS", ("login", "admin:login")))
+
+
+def trusted_proxy_count() -> int:
+    """Reverse proxies in front of the web processes (``TRUSTED_PROXY_COUNT``): the client
+    address is then read from ``X-Forwarded-For``, never without them."""
+    return int(getattr(settings, "TRUSTED_PROXY_COUNT", 0))

@@ -21,6 +21,10 @@ STAFF_READ_ONLY = (
 )
 BODY_TOO_LARGE = "The request body is {size} bytes; the limit is {limit} bytes."
 THROTTLED = "Too many requests: the limit is {rate} per caller; retry in {retry_after} s."
+AUTHENTICATION_THROTTLED = (
+    "Too many failed authentications from your address: the limit is {limit} per {window} s; "
+    "retry in {retry_after} s."
+)
 TOKEN_NOT_FOUND = "No agent token has the prefix '{prefix}'."
 INVALID_TOKEN_NAME = (
     "'{name}' is not a valid agent name: use 1-64 letters, digits, '_', '-' or '.'."
@@ -90,6 +94,16 @@ class CallerThrottled(RateLimited):
     def __init__(self, rate: str, retry_after: int) -> None:
         super().__init__(
             THROTTLED.format(rate=rate, retry_after=retry_after), retry_after=retry_after
+        )
+
+
+class AuthenticationThrottled(RateLimited):
+    """Too many failed authentications from one address: refused before any lookup."""
+
+    def __init__(self, limit: int, window: int, retry_after: int) -> None:
+        super().__init__(
+            AUTHENTICATION_THROTTLED.format(limit=limit, window=window, retry_after=retry_after),
+            retry_after=retry_after,
         )
 
 

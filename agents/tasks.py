@@ -7,3 +7,12 @@ def prune_idempotency_records() -> int:
     from agents.services import idempotency_records_prune
 
     return idempotency_records_prune()
+
+
+@shared_task(name="agents.tasks.flush_auth_failure_summaries")
+def flush_auth_failure_summaries() -> int:
+    """Periodic (beat, ``AUTH_FAILURE_FLUSH_SECONDS``): one audit event per closed window
+    of failed authentications from one address (agents.failures)."""
+    from agents.services import auth_failure_summaries_flush
+
+    return auth_failure_summaries_flush()

@@ -12,7 +12,7 @@ from pydantic import field_validator
 
 from agents import conf as agents_conf
 from agents.auth import admin_access
-from audit.selectors import audit_events_search
+from audit.selectors import audit_event_proof, audit_events_search
 from sergas.encoding import IsoDateTime
 from sergas.inputs import check_json
 
@@ -32,6 +32,8 @@ class AuditEventOut(Schema):
     action: str
     resource: str
     metadata: dict[str, Any]
+    # When the database recorded it (null for events older than recording times).
+    recorded_at: datetime | None
 
 
 class AuditPageOut(Schema):
@@ -49,6 +51,13 @@ class AuditFilters(Schema):
     session_id: str | None = None
     metadata: str | None = Field(
         default=None, description='JSON object the metadata must contain, e.g. {"to":"failed"}.'
+    )
+    recorded_late_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=100 * 365 * 86400,
+        description="Only events recorded more than this many seconds after the time they "
+        "claim (backdated).",
     )
     cursor: str | None = None
     limit: int = Field(default=100, ge=1, le=500)
@@ -80,6 +89,16 @@ def search_audit_events(request: HttpRequest, filters: Query[AuditFilters]) -> A
         resource=filters.resource,
         session_id=filters.session_id,
         metadata_contains=json.loads(filters.metadata) if filters.metadata else None,
+        recorded_late_seconds=filters.recorded_late_seconds,
         cursor=filters.cursor,
         limit=filters.limit,
     )
+
+
+@router.get("/events/{event_id}/proof", response=dict[str, Any])
+def event_proof(request: HttpRequest, event_id: uuid.UUID) -> Any:
+    """The event's inclusion proof: its canonical text, the audit path to its seal's
+    Merkle root and the seal's signed head. Check it offline with ``python -m
+    audit.proof FILE --public-key KEY`` (docs/audit.md). 409 ``proof_unavailable`` while
+    the event is not sealed yet."""
+    return audit_event_proof(event_id)

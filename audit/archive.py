@@ -73,35 +73,47 @@ class ArchivedSeal:
     members: bytes
 
     def to_json(self) -> dict[str, Any]:
-        header = self.header
         return {
-            "number": header.number,
-            "previous_hash": header.previous_hash.hex(),
-            "hash": self.hash.hex(),
-            "xact_from": header.xact_from,
-            "xact_to": header.xact_to,
-            "event_count": header.event_count,
-            "first_timestamp": timestamp_text(header.first_timestamp),
-            "last_timestamp": timestamp_text(header.last_timestamp),
-            "sealed_at": timestamp_text(header.sealed_at),
-            "members_digest": header.members_digest.hex(),
+            **seal_header_json(self.header, self.hash),
             "members": base64.b64encode(self.members).decode(),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ArchivedSeal":
-        header = SealHeader(
-            number=int(data["number"]),
-            previous_hash=bytes.fromhex(data["previous_hash"]),
-            xact_from=int(data["xact_from"]),
-            xact_to=int(data["xact_to"]),
-            event_count=int(data["event_count"]),
-            first_timestamp=_parse_timestamp(data["first_timestamp"]),
-            last_timestamp=_parse_timestamp(data["last_timestamp"]),
-            sealed_at=_parse_timestamp(data["sealed_at"]),
-            members_digest=bytes.fromhex(data["members_digest"]),
-        )
+        header = seal_header_from_json(data)
         return cls(header, bytes.fromhex(data["hash"]), base64.b64decode(data["members"]))
+
+
+def seal_header_json(header: SealHeader, digest: bytes) -> dict[str, Any]:
+    """A seal's header and hash as JSON (archives, inclusion proofs)."""
+    return {
+        "number": header.number,
+        "previous_hash": header.previous_hash.hex(),
+        "hash": digest.hex(),
+        "xact_from": header.xact_from,
+        "xact_to": header.xact_to,
+        "event_count": header.event_count,
+        "first_timestamp": timestamp_text(header.first_timestamp),
+        "last_timestamp": timestamp_text(header.last_timestamp),
+        "sealed_at": timestamp_text(header.sealed_at),
+        "members_digest": header.members_digest.hex(),
+        **({"merkle_root": header.merkle_root.hex()} if header.merkle_root else {}),
+    }
+
+
+def seal_header_from_json(data: dict[str, Any]) -> SealHeader:
+    return SealHeader(
+        number=int(data["number"]),
+        previous_hash=bytes.fromhex(data["previous_hash"]),
+        xact_from=int(data["xact_from"]),
+        xact_to=int(data["xact_to"]),
+        event_count=int(data["event_count"]),
+        first_timestamp=_parse_timestamp(data["first_timestamp"]),
+        last_timestamp=_parse_timestamp(data["last_timestamp"]),
+        sealed_at=_parse_timestamp(data["sealed_at"]),
+        members_digest=bytes.fromhex(data["members_digest"]),
+        merkle_root=bytes.fromhex(data["merkle_root"]) if data.get("merkle_root") else None,
+    )
 
 
 def file_sha256(path: Path) -> str:

@@ -36,3 +36,40 @@ def seal_max_events() -> int:
 def ddl_lock_timeout_seconds() -> int:
     """How long detach, drop and repair wait for the table lock before giving up."""
     return int(getattr(settings, "AUDIT_DDL_LOCK_TIMEOUT_SECONDS", 10))
+
+
+def signing_key_path() -> Path | None:
+    """The Ed25519 private key that signs seal heads, as a PEM file (never stored in the
+    database). ``AUDIT_SIGNING_KEY`` (the PEM itself) wins when set."""
+    path = getattr(settings, "AUDIT_SIGNING_KEY_FILE", None)
+    return Path(path) if path else None
+
+
+def signing_key_pem() -> str:
+    return str(getattr(settings, "AUDIT_SIGNING_KEY", "") or "")
+
+
+def signing_key_autocreate() -> bool:
+    """Development and tests: a missing key file is generated (with its .pub) on first use."""
+    return bool(getattr(settings, "AUDIT_SIGNING_KEY_AUTOCREATE", False))
+
+
+def verify_key_paths() -> list[Path]:
+    """More public keys whose signatures verification accepts (keys rotated out)."""
+    return [Path(path) for path in getattr(settings, "AUDIT_VERIFY_KEY_FILES", [])]
+
+
+def witnesses() -> list[dict]:
+    """Where signed seal heads are published: ``[{"BACKEND": dotted path, "NAME": ...,
+    "OPTIONS": {...}}]`` (audit.witnesses)."""
+    return list(getattr(settings, "AUDIT_WITNESSES", []))
+
+
+def witness_opt_out() -> bool:
+    """Production runs without a signing key or a witness only when this says so."""
+    return bool(getattr(settings, "AUDIT_WITNESS_OPT_OUT", False))
+
+
+def witness_publish_batch() -> int:
+    """Heads published to one witness per attempt (a witness far behind catches up)."""
+    return int(getattr(settings, "AUDIT_WITNESS_PUBLISH_BATCH", 1000))

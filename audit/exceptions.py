@@ -1,6 +1,6 @@
 """Errors of the audit domain. Messages are constants so tests and clients can match them."""
 
-from sergas.errors import Conflict, ValidationFailed
+from sergas.errors import Conflict, NotFound, ValidationFailed
 
 INVALID_TIME_RANGE = "The time range is empty: 'start' ({start}) must be before 'end' ({end})."
 INVALID_METADATA_FILTER = "'metadata_contains' must be a JSON object, not {kind}."
@@ -48,4 +48,27 @@ class PartitionUnverified(Conflict):
             ),
             partition=partition,
             problems=problems,
+        )
+
+
+AUDIT_EVENT_NOT_FOUND = "Audit event {event_id} does not exist."
+PROOF_UNAVAILABLE = "No inclusion proof for event {event_id}: {reason}."
+PROOF_NOT_SEALED = "it is not sealed yet; a seal is made every AUDIT_SEAL_INTERVAL_SECONDS"
+PROOF_OLD_SEAL = "seal #{seal} was made before seals had Merkle roots and signed heads"
+PROOF_UNSIGNED = "seal #{seal} is not signed (no signing key was configured)"
+
+
+class AuditEventNotFound(NotFound):
+    code = "audit_event_not_found"
+
+    def __init__(self, event_id: object) -> None:
+        super().__init__(AUDIT_EVENT_NOT_FOUND.format(event_id=event_id), event_id=str(event_id))
+
+
+class ProofUnavailable(Conflict):
+    code = "proof_unavailable"
+
+    def __init__(self, event_id: object, reason: str) -> None:
+        super().__init__(
+            PROOF_UNAVAILABLE.format(event_id=event_id, reason=reason), event_id=str(event_id)
         )

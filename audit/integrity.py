@@ -12,6 +12,7 @@ from audit.canonical import (
     MEMBER_SIZE,
     SealHeader,
     decode_members,
+    members_merkle_root,
     micros_timestamp,
     seal_hash,
     timestamp_text,
@@ -26,6 +27,8 @@ class ProblemKind(StrEnum):
     INSERTED = "inserted event"
     BROKEN_SEAL = "broken seal"
     UNGUARDED = "unguarded table"
+    MISSING_PARTITION = "missing partition"
+    WITNESS = "witness"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ def check_members(header: SealHeader, members: bytes) -> list[Problem]:
         detail = "its member list does not match the digest it was sealed with"
     elif len(members) != header.event_count * MEMBER_SIZE:
         detail = f"lists {len(members) // MEMBER_SIZE} events, its header says {header.event_count}"
+    elif header.merkle_root is not None and members_merkle_root(members) != header.merkle_root:
+        detail = "its Merkle root does not match its member list"
     else:
         return []
     return [Problem(ProblemKind.BROKEN_SEAL, f"seal #{number}: {detail}", seal=number)]

@@ -7,6 +7,7 @@ from psqlextra.models import PostgresPartitionedModel
 from psqlextra.types import PostgresPartitioningMethod
 
 from audit.canonical import SEAL_HEADER_FIELDS, SealHeader, seal_header
+from audit.heads import SealHead
 
 
 class AuditEventType(models.TextChoices):
@@ -34,7 +35,9 @@ class AuditEvent(PostgresPartitionedModel):
     (sha256 of the canonical form, see ``audit.canonical``) and ``xact_id`` (the
     inserting transaction), both set by a BEFORE INSERT trigger whatever the insert
     path, so no ORM insert or bulk insert sends or needs them. ``AuditEventRecord``
-    reads them. UPDATE, DELETE and TRUNCATE are refused by triggers.
+    reads them. ``recorded_at`` is set by the same trigger (migration 0004): when the
+    database recorded the event, beside the ``timestamp`` the event claims; a value a
+    client sends is overwritten. UPDATE, DELETE and TRUNCATE are refused by triggers.
     """
 
     class PartitioningMeta:
@@ -51,6 +54,8 @@ class AuditEvent(PostgresPartitionedModel):
     action = models.CharField(max_length=64)
     resource = models.CharField(max_length=255)
     metadata = models.JSONField(default=dict)
+    # Stamped by the insert trigger (NULL for events recorded before migration 0004).
+    recorded_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         db_table = "audit_event"
@@ -86,6 +91,7 @@ class AuditEventRecord(models.Model):
     action = models.CharField(max_length=64)
     resource = models.CharField(max_length=255)
     metadata = models.JSONField()
+    recorded_at = models.DateTimeField(null=True)
     content_hash = models.BinaryField()
     xact_id = models.BigIntegerField()
 
@@ -121,6 +127,11 @@ class AuditSeal(models.Model):
     sealed_at = models.DateTimeField()
     members_digest = models.BinaryField()
     members = models.BinaryField()
+    # From seal format 2: the RFC 6962 root over the members (covered by ``hash``), and
+    # the signed head's signature and key (audit.heads); NULL for older seals.
+    merkle_root = models.BinaryField(null=True)
+    signature = models.BinaryField(null=True)
+    key_id = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         db_table = "audit_seal"
@@ -144,6 +155,21 @@ class AuditSeal(models.Model):
     @property
     def header(self) -> SealHeader:
         return seal_header(getattr(self, name) for name in SEAL_HEADER_FIELDS)
+
+    @property
+    def head(self) -> SealHead | None:
+        """The signed head of this seal (None before signed heads, or unsigned)."""
+        if self.merkle_root is None or self.signature is None:
+            return None
+        return SealHead(
+            seal=self.number,
+            hash=bytes(self.hash),
+            merkle_root=bytes(self.merkle_root),
+            events=self.event_count,
+            time=self.sealed_at,
+            key_id=self.key_id,
+            signature=bytes(self.signature),
+        )
 
 
 class AuditArchive(models.Model):
@@ -171,3 +197,23 @@ class AuditArchive(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partition} ({self.event_count} events) -> {self.path}"
+
+
+class WitnessStatus(models.Model):
+    """How far each witness has received the signed seal heads, and its last failure:
+    the publisher's bookkeeping (not part of the trail), read by /healthz and staff."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    published_seal = models.BigIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    failures = models.PositiveIntegerField(default=0)  # in a row
+
+    class Meta:
+        db_table = "audit_witness_status"
+        ordering = ["name"]
+        verbose_name_plural = "witness statuses"
+
+    def __str__(self) -> str:
+        return f"{self.name}: seal #{self.published_seal}"

@@ -155,10 +155,19 @@ def set_lock_timeout(seconds: int) -> None:
         cursor.execute(f"SET LOCAL lock_timeout = '{int(seconds)}s'")
 
 
+def allow_maintenance_ddl() -> None:
+    """Let this transaction detach and drop audit partitions: the DDL guards (event
+    triggers, migration 0004) refuse it otherwise. ``SET LOCAL``: it ends with the
+    transaction. Only partition maintenance calls it, after archiving and verifying."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL sergas.audit_ddl = 'maintenance'")
+
+
 def detach_and_drop(partition: Partition) -> None:
     """Remove a whole partition; call inside a transaction (after archiving it)."""
     quote = connection.ops.quote_name
     parent = quote(AuditEvent._meta.db_table)
+    allow_maintenance_ddl()
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER TABLE {parent} DETACH PARTITION {quote(partition.name)}")
         cursor.execute(f"DROP TABLE {quote(partition.name)}")
@@ -179,6 +188,7 @@ def move_default_rows(months: list[datetime]) -> dict[str, int]:
     parent = quote(AuditEvent._meta.db_table)
     default = quote(DEFAULT_PARTITION)
     moved: dict[str, int] = {}
+    allow_maintenance_ddl()
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute"

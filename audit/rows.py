@@ -13,7 +13,7 @@ from audit.canonical import content_hash, event_canonical_text, timestamp_micros
 # metadata::text is jsonb's own printed form, which the canonical text embeds verbatim.
 EVENT_COLUMNS = (
     'event_id, "timestamp", session_id, event_type, actor, action, resource, '
-    "metadata::text, content_hash, xact_id"
+    "metadata::text, content_hash, xact_id, recorded_at"
 )
 
 
@@ -28,6 +28,7 @@ class EventRow(NamedTuple):
     metadata_text: str
     content_hash: bytes
     xact_id: int
+    recorded_at: datetime | None  # NULL before hash format 2
 
     @classmethod
     def from_db(cls, row: Sequence[Any]) -> "EventRow":
@@ -50,6 +51,7 @@ class EventRow(NamedTuple):
             action=self.action,
             resource=self.resource,
             metadata_text=self.metadata_text,
+            recorded_at=self.recorded_at,
         )
 
     def recomputed_hash(self) -> bytes:

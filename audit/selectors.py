@@ -1,22 +1,38 @@
 """Reads of the audit trail."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.db.models import BooleanField, Count, Q, QuerySet
+from django.db.models import BooleanField, Count, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KT
 from django.db.models.functions import TruncHour
 
+from audit.archive import seal_header_json
+from audit.canonical import (
+    MEMBER_SIZE,
+    Member,
+    member_bytes,
+    merkle_audit_path,
+    timestamp_micros,
+)
 from audit.exceptions import (
     INVALID_CURSOR,
     INVALID_METADATA_FILTER,
     INVALID_TIME_RANGE,
+    PROOF_NOT_SEALED,
+    PROOF_OLD_SEAL,
+    PROOF_UNSIGNED,
+    AuditEventNotFound,
     InvalidAuditSearch,
+    ProofUnavailable,
 )
-from audit.models import AuditEvent, AuditSeal
+from audit.models import AuditEvent, AuditSeal, WitnessStatus
+from audit.proof import PROOF_FORMAT
+from audit.rows import stream_events
+from audit.witnesses import configured_witnesses
 from sergas.pagination import Page, keyset_page
 
 # Newest first; event_id breaks ties between events of the same microsecond.
@@ -38,6 +54,7 @@ def audit_events_search(
     session_id: str | None = None,
     action: str | None = None,
     metadata_contains: dict[str, Any] | None = None,
+    recorded_late_seconds: int | None = None,
     cursor: str | None = None,
     limit: int = 100,
 ) -> Page[AuditEvent]:
@@ -54,6 +71,7 @@ def audit_events_search(
         session_id=session_id or None,
         action=action or None,
         metadata_contains=metadata_contains or None,
+        recorded_late_seconds=recorded_late_seconds,
     )
     return keyset_page(queryset, ordering=SEARCH_ORDERING, cursor=cursor, limit=limit)
 
@@ -87,11 +105,14 @@ def audit_events_query(
     resource: str | None = None,
     action: str | None = None,
     metadata_contains: dict[str, Any] | None = None,
+    recorded_late_seconds: int | None = None,
     after: tuple[datetime, UUID] | None = None,
 ) -> QuerySet[AuditEvent]:
     """Events with ``start <= timestamp < end`` matching every filter given, ordered by
     (timestamp, event_id) for cursor pagination: pass the last row's pair as ``after``
-    to get the next page.
+    to get the next page. ``recorded_late_seconds`` keeps the events the database
+    recorded more than that long after the time they claim (backdated: a forgery, or a
+    late report worth a look).
 
     Give a time range: PostgreSQL then scans only the partitions of those months (a
     one-month window reads one partition). Each equality filter has an index led by its
@@ -121,6 +142,10 @@ def audit_events_query(
             events = events.filter(**{column: value})
     if metadata_contains:
         events = events.filter(metadata__contains=metadata_contains)
+    if recorded_late_seconds is not None:
+        events = events.filter(
+            recorded_at__gt=F("timestamp") + timedelta(seconds=recorded_late_seconds)
+        )
     if after is not None:
         events = _after(events, after)
     return events.order_by("timestamp", "event_id")
@@ -175,3 +200,119 @@ def audit_tool_calls_per_hour(*, since: datetime) -> list[ToolCallsHour]:
         .order_by("hour")
     )
     return [ToolCallsHour(**row) for row in rows]
+
+
+def audit_event_proof(event_id: UUID) -> dict[str, Any]:
+    """The inclusion proof of one event (``audit.proof``): its canonical text, its seal
+    member, the audit path to its seal's Merkle root, the seal's header and signed head.
+    ``AuditEventNotFound``; ``ProofUnavailable`` when it is not sealed yet, or sealed by
+    a seal without a Merkle root or a signature."""
+    rows = list(stream_events("event_id = %s", [event_id]))
+    if not rows:
+        raise AuditEventNotFound(event_id)
+    row = rows[0]
+    seal = (
+        AuditSeal.objects.filter(xact_from__lte=row.xact_id, xact_to__gt=row.xact_id)
+        .order_by("-xact_from")
+        .first()
+    )
+    if seal is None:
+        raise ProofUnavailable(event_id, PROOF_NOT_SEALED)
+    if seal.merkle_root is None:
+        raise ProofUnavailable(event_id, PROOF_OLD_SEAL.format(seal=seal.number))
+    head = seal.head
+    if head is None:
+        raise ProofUnavailable(event_id, PROOF_UNSIGNED.format(seal=seal.number))
+    blob = bytes(seal.members)
+    leaves = [blob[i : i + MEMBER_SIZE] for i in range(0, len(blob), MEMBER_SIZE)]
+    member = member_bytes(Member(row.event_id, timestamp_micros(row.timestamp), row.content_hash))
+    try:
+        index = leaves.index(member)
+    except ValueError:  # the event differs from what its seal listed: verify_audit says how
+        raise ProofUnavailable(
+            event_id, f"seal #{seal.number} does not list it as it is (run verify_audit)"
+        ) from None
+    return {
+        "format": PROOF_FORMAT,
+        "event": {
+            "event_id": str(row.event_id),
+            "canonical": row.canonical_text(),
+            "content_hash": row.content_hash.hex(),
+        },
+        "leaf": {"index": index, "member": member.hex()},
+        "tree_size": len(leaves),
+        "path": [node.hex() for node in merkle_audit_path(leaves, index)],
+        "seal": seal_header_json(seal.header, bytes(seal.hash)),
+        "head": head.to_json(),
+    }
+
+
+# --- witnesses ---------------------------------------------------------------------------
+
+# A witness this many seals behind the chain's head is reported: the publisher sends
+# every missing head after each seal, so a healthy witness is at most one behind.
+WITNESS_MAX_LAG_SEALS = 3
+
+
+@dataclass(frozen=True)
+class WitnessHealth:
+    """One configured witness, as the publisher last left it (``WitnessStatus``)."""
+
+    name: str
+    published_seal: int  # the newest seal it holds; 0: none
+    behind: int  # seals of the chain it lacks
+    failures: int  # publishing attempts that failed in a row
+    last_error: str
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+
+    @property
+    def failing(self) -> bool:
+        return self.failures > 0
+
+    @property
+    def lagging(self) -> bool:
+        return self.behind > WITNESS_MAX_LAG_SEALS
+
+    @property
+    def ok(self) -> bool:
+        return not self.failing and not self.lagging
+
+
+@dataclass(frozen=True)
+class WitnessesHealth:
+    head: AuditSeal | None  # the chain's newest seal
+    witnesses: list[WitnessHealth]
+
+    @property
+    def chain_head(self) -> int:
+        return self.head.number if self.head is not None else 0
+
+    @property
+    def ok(self) -> bool:
+        """No configured witness failing or lagging (none configured: nothing failing)."""
+        return all(witness.ok for witness in self.witnesses)
+
+
+def audit_witnesses_health() -> WitnessesHealth:
+    """The seal chain's head and each configured witness's state (two queries); shown by
+    /healthz and the dashboard's audit explorer. A witness never tried yet holds nothing."""
+    head = audit_seal_head()
+    number = head.number if head is not None else 0
+    names = [witness.name for witness in configured_witnesses()]
+    statuses = {status.name: status for status in WitnessStatus.objects.filter(name__in=names)}
+    witnesses = []
+    for name in names:
+        status = statuses.get(name) or WitnessStatus(name=name)
+        witnesses.append(
+            WitnessHealth(
+                name=name,
+                published_seal=status.published_seal,
+                behind=max(number - status.published_seal, 0),
+                failures=status.failures,
+                last_error=status.last_error,
+                last_attempt_at=status.last_attempt_at,
+                last_success_at=status.last_success_at,
+            )
+        )
+    return WitnessesHealth(head=head, witnesses=witnesses)

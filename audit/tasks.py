@@ -20,7 +20,10 @@ def maintain_audit_partitions() -> dict[str, Any]:
 
 @shared_task(name="audit.tasks.seal_audit_events")
 def seal_audit_events() -> list[int]:
-    """Periodic (beat, every AUDIT_SEAL_INTERVAL_SECONDS): extend the seal chain."""
-    from audit.services import audit_events_seal
+    """Periodic (beat, every AUDIT_SEAL_INTERVAL_SECONDS): extend the seal chain, then
+    publish the signed heads to the witnesses (a failing witness is retried next run)."""
+    from audit.services import audit_events_seal, audit_heads_publish
 
-    return [seal.number for seal in audit_events_seal()]
+    sealed = [seal.number for seal in audit_events_seal()]
+    audit_heads_publish(actor="task:seal_audit_events")
+    return sealed

@@ -12,7 +12,12 @@ One pass, in one REPEATABLE READ snapshot, with memory bounded by one seal:
    past retention then;
 3. events not sealed yet: their content against the hash the insert trigger stored,
    their transaction id against the snapshot (a row "from the future" was forged);
-4. the guards: every partition and table still has its triggers, enabled.
+4. the guards: every partition and table still has its triggers, enabled, the DDL guards
+   (event triggers) are in place, and the default and the current month's partitions
+   exist;
+5. the signed heads: each seal's signature against the verification keys, and the heads
+   every configured witness holds against the chain: a chain shorter than a witness
+   saw, or with another hash or Merkle root at a seal it saw, was cut or rewritten.
 
 Hashes are recomputed in Python from the columns (``audit.canonical``), never by a
 function stored in the database under verification.
@@ -22,12 +27,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import conf
 from audit.archive import ArchivedSeal
 from audit.canonical import SEAL_HEADER_FIELDS, SealHeader, seal_header, timestamp_micros
+from audit.heads import SealHead, head_signature_valid
 from audit.integrity import (
     EventKey,
     Problem,
@@ -40,9 +47,18 @@ from audit.integrity import (
     members_in_scope,
     reconcile,
 )
+from audit.keys import verification_keys
 from audit.models import AuditArchive, AuditSeal
-from audit.partitioning import add_months, month_start
+from audit.partitioning import (
+    DEFAULT_PARTITION,
+    add_months,
+    default_partition_months,
+    month_start,
+    partition_name,
+    partitions,
+)
 from audit.rows import EventRow, stream_events, stream_rows, time_range_condition
+from audit.witnesses import WitnessError, configured_witnesses
 
 # Triggers each table must carry, enabled ('O' fires normally, 'A' always).
 _EVENT_GUARDS = ("audit_event_stamp", "audit_event_append_only", "audit_event_no_truncate")
@@ -50,6 +66,7 @@ _TABLE_GUARDS = {
     "audit_seal": ("audit_seal_append_only", "audit_seal_no_truncate"),
     "audit_archive": ("audit_archive_append_only", "audit_archive_no_truncate"),
 }
+_DDL_GUARDS = ("audit_guard_drop", "audit_guard_alter")  # event triggers, enabled ALWAYS
 
 
 @dataclass
@@ -62,6 +79,9 @@ class VerificationReport:
     unsealed: int = 0  # events not sealed yet (checked against their stored hash)
     retired: int = 0  # sealed events gone with a partition retention archived and dropped
     head: tuple[int, bytes] | None = None  # the newest seal: record it outside the database
+    signed: int = 0  # seals whose signed head verified
+    witnesses: dict[str, int] = field(default_factory=dict)  # name -> newest seal it holds
+    notes: list[str] = field(default_factory=list)  # what the report cannot vouch for
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -87,7 +107,9 @@ def audit_trail_verify(
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         report.problems += _check_guards()
+        report.problems += _check_partitions(start, end)
         _walk(report, anchors or {}, on_progress)
+    _check_witnesses(report)
     return report
 
 
@@ -107,10 +129,25 @@ def _walk(
     where, params = time_range_condition(start, end)
     rows = _Peekable(stream_events(where, params, order_by='xact_id, "timestamp", event_id'))
     previous: tuple[SealHeader, bytes] | None = None
-    for header, stored_hash, members in _seals(start, end):
+    keys = verification_keys()
+    last_signed: int | None = None
+    for header, stored_hash, members, signature, signer in _seals(start, end):
         report.seals += 1
         report.problems += check_seal(header, stored_hash)
         report.problems += check_link(previous, header)
+        if signature is not None:
+            last_signed = header.number
+            report.problems += _check_signature(header, stored_hash, signature, signer, keys)
+            report.signed += 1
+        elif last_signed is not None:
+            report.problems.append(
+                Problem(
+                    ProblemKind.BROKEN_SEAL,
+                    f"seal #{header.number}: not signed, though seal #{last_signed} before it"
+                    " was (seals rebuilt without the signing key)",
+                    seal=header.number,
+                )
+            )
         expected = anchors.get(header.number)
         if expected is not None and expected != stored_hash:
             report.problems.append(
@@ -205,9 +242,10 @@ def _check_unsealed(row: EventRow, xmax: int) -> list[Problem]:
 
 def _seals(
     start: datetime | None, end: datetime | None
-) -> Iterator[tuple[SealHeader, bytes, bytes | None]]:
-    """Every seal in chain order; the member list only of seals that may list an event
-    of ``[start, end)`` (the others' lists stay unread in TOAST)."""
+) -> Iterator[tuple[SealHeader, bytes, bytes | None, bytes | None, str]]:
+    """Every seal in chain order, with its signature and key id; the member list only of
+    seals that may list an event of ``[start, end)`` (the others' lists stay unread in
+    TOAST)."""
     overlap, params = "TRUE", []
     if start is not None:
         overlap += " AND last_timestamp >= %s"
@@ -217,16 +255,148 @@ def _seals(
         params.append(end)
     sql = (
         f"SELECT {', '.join(SEAL_HEADER_FIELDS)}, hash,"
-        f" CASE WHEN {overlap} THEN members END FROM audit_seal ORDER BY number"
+        f" CASE WHEN {overlap} THEN members END, signature, key_id"
+        " FROM audit_seal ORDER BY number"
     )
     width = len(SEAL_HEADER_FIELDS)
     for row in stream_rows(sql, params, batch=1000):
-        members = row[width + 1]
+        members, signature = row[width + 1], row[width + 2]
         yield (
             seal_header(row[:width]),
             bytes(row[width]),
             None if members is None else bytes(members),
+            None if signature is None else bytes(signature),
+            row[width + 3],
         )
+
+
+def _head_of(header: SealHeader, stored_hash: bytes, signature: bytes, signer: str) -> SealHead:
+    return SealHead(
+        seal=header.number,
+        hash=stored_hash,
+        merkle_root=header.merkle_root or b"",
+        events=header.event_count,
+        time=header.sealed_at,
+        key_id=signer,
+        signature=signature,
+    )
+
+
+def _check_signature(
+    header: SealHeader,
+    stored_hash: bytes,
+    signature: bytes,
+    signer: str,
+    keys: Mapping[str, Ed25519PublicKey],
+) -> list[Problem]:
+    if signer not in keys:
+        detail = f"signed by key {signer}, which verification does not know"
+    elif not head_signature_valid(_head_of(header, stored_hash, signature, signer), keys):
+        detail = "its signed head does not verify (the seal or its signature was altered)"
+    else:
+        return []
+    return [
+        Problem(ProblemKind.BROKEN_SEAL, f"seal #{header.number}: {detail}", seal=header.number)
+    ]
+
+
+def _check_witnesses(report: VerificationReport) -> None:
+    """Every head every witness holds: signed by a known key, and matching the chain."""
+    witnesses = configured_witnesses()
+    if not witnesses:
+        report.notes.append(
+            "No witness is configured (AUDIT_WITNESSES): a chain cut short or rewritten as a"
+            " whole is caught only by --anchor."
+        )
+        return
+    keys = verification_keys()
+    head_number = report.head[0] if report.head else 0
+    for witness in witnesses:
+        try:
+            heads = list(witness.heads())
+        except WitnessError as exc:
+            report.problems.append(
+                Problem(ProblemKind.WITNESS, f"witness {witness.name} could not be read: {exc}")
+            )
+            continue
+        report.witnesses[witness.name] = heads[-1].seal if heads else 0
+        stored = _stored_heads([head.seal for head in heads])
+        for head in heads:
+            prefix = f"witness {witness.name}, seal #{head.seal}"
+            if not head_signature_valid(head, keys):
+                detail = f"{prefix}: the head it holds has a bad signature or an unknown key"
+            elif head.seal > head_number:
+                detail = (
+                    f"{prefix}: the witness saw it, the chain ends at seal #{head_number}"
+                    " (the newest seals were removed)"
+                )
+            elif stored.get(head.seal) != (head.hash, head.merkle_root):
+                detail = (
+                    f"{prefix}: the chain's seal differs from the head the witness holds"
+                    " (the chain was rewritten)"
+                )
+            else:
+                continue
+            report.problems.append(Problem(ProblemKind.BROKEN_SEAL, detail, seal=head.seal))
+
+
+def _stored_heads(numbers: list[int]) -> dict[int, tuple[bytes, bytes]]:
+    stored: dict[int, tuple[bytes, bytes]] = {}
+    for start in range(0, len(numbers), 10_000):
+        for number, digest, root in AuditSeal.objects.filter(
+            number__in=numbers[start : start + 10_000]
+        ).values_list("number", "hash", "merkle_root"):
+            stored[number] = (bytes(digest), bytes(root) if root is not None else b"")
+    return stored
+
+
+def _check_partitions(start: datetime | None, end: datetime | None) -> list[Problem]:
+    """The default partition, and the current month's when the range reaches now: without
+    them events fail to insert or land in the default partition. (A dropped month that
+    held sealed events shows as its deleted events; an empty one changes nothing.)"""
+    present = {partition.name for partition in partitions()}
+    problems = []
+    if DEFAULT_PARTITION not in present:
+        problems.append(
+            Problem(
+                ProblemKind.MISSING_PARTITION,
+                f"{DEFAULT_PARTITION}: the default partition is gone (inserts outside the"
+                " created months now fail)",
+            )
+        )
+    now = timezone.now()
+    current = partition_name(month_start(now))
+    in_range = (start is None or start <= now) and (end is None or now < end)
+    if in_range and current not in present:
+        in_default = {partition_name(month) for month in default_partition_months()}
+        if current not in in_default:
+            problems.append(
+                Problem(
+                    ProblemKind.MISSING_PARTITION,
+                    f"{current}: the current month's partition is missing (run"
+                    " `manage.py maintain_audit_partitions`)",
+                )
+            )
+    return problems
+
+
+def _check_ddl_guards() -> list[Problem]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT evtname FROM pg_event_trigger WHERE evtname = ANY(%s) AND evtenabled = 'A'",
+            [list(_DDL_GUARDS)],
+        )
+        enabled = {row[0] for row in cursor.fetchall()}
+    return [
+        Problem(
+            ProblemKind.UNGUARDED,
+            f"event trigger {name} is missing or not enabled ALWAYS: DROP and DETACH of audit"
+            " partitions are not refused (migrate as a superuser, or run the SQL of audit"
+            " migration 0004 as one)",
+        )
+        for name in _DDL_GUARDS
+        if name not in enabled
+    ]
 
 
 def _retired_ranges() -> list[tuple[int, int]]:
@@ -249,6 +419,7 @@ def _in_ranges(micros: int, ranges: list[tuple[int, int]]) -> bool:
 
 
 def _check_guards() -> list[Problem]:
+    problems = _check_ddl_guards()
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -268,7 +439,6 @@ def _check_guards() -> list[Problem]:
             [list(_TABLE_GUARDS)],
         )
         enabled = {name: set(triggers or ()) for name, triggers in cursor.fetchall()}
-    problems = []
     for table, triggers in sorted(enabled.items()):
         required = _TABLE_GUARDS.get(table, _EVENT_GUARDS)
         for trigger in required:

@@ -176,7 +176,8 @@ def _direct_ingest(session_id: str, count: int, batch: int, *, method: str, clie
         EventIn(**event).to_hook_event().audit_row(agent_name="bench", actor="agent:bench")
         for event in _events(session_id, count)
     ]
-    fields = list(AuditEvent._meta.concrete_fields)
+    # The columns an event row carries (recorded_at is stamped by the database).
+    fields = [field for field in AuditEvent._meta.concrete_fields if field.attname in rows[0]]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     copy_sql = f"COPY {AuditEvent._meta.db_table} ({columns}) FROM STDIN"
     # COPY gets its values ready-made: the baseline pays for nothing but the write.

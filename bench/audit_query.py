@@ -16,6 +16,13 @@ starts after a CHECKPOINT, as a years-old month would.
 The scratch schema is dropped at the end (``--keep`` keeps it for a second look). The
 load keeps the BEFORE INSERT hash trigger on, as in production, and reports its rate.
 
+Last, on the real tables: witnessed seals. Writers ingest events at full speed for a
+while as the sealer seals (and, with a signing key and a file witness, signs each head
+and publishes it) every second: events/s with and without the witness. Then
+``audit_event_proof`` for random sealed events (p50, p99), and ``verify_audit`` over
+the sealed events with the signatures and the witness checked against without (target:
+within 10%). Everything runs in a database of its own (``<name>_bench_audit_query``).
+
     DATABASE_URL=... python bench/audit_query.py [--quick] [--events N] [--samples N]
 """
 
@@ -30,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import Figure, parser, percentile, report, setup_django
+from bench.harness import Figure, migrate, parser, percentile, report, use_fresh_database
 
 SCHEMA = "bench_audit"
 MONTHS = 12
@@ -233,6 +240,152 @@ def measure_verification(events: int) -> Figure:
     )
 
 
+def _ingest_while_sealing(seconds: float, *, witnessed: bool) -> float:
+    """Events/s written by two writer threads for ``seconds`` while a sealer thread seals
+    (and, ``witnessed``, signs and publishes) every second; the last seal included."""
+    import tempfile
+    import threading
+
+    from django.conf import settings
+    from django.db import connection
+
+    from audit.keys import keys_cache_clear
+    from audit.services import audit_events_record_generated, audit_events_seal, audit_heads_publish
+
+    scratch = Path(tempfile.mkdtemp(prefix="sergas-bench-witness-"))
+    settings.AUDIT_SIGNING_KEY_FILE = str(scratch / "key.pem") if witnessed else ""
+    settings.AUDIT_SIGNING_KEY_AUTOCREATE = witnessed
+    settings.AUDIT_WITNESSES = (
+        [
+            {
+                "NAME": "bench",
+                "BACKEND": "audit.witnesses.FileWitness",
+                "OPTIONS": {"path": str(scratch / "heads.jsonl")},
+            }
+        ]
+        if witnessed
+        else []
+    )
+    keys_cache_clear()
+    stop = threading.Event()
+    written = [0, 0]
+
+    def write(slot: int) -> None:
+        try:
+            while not stop.is_set():
+                audit_events_record_generated(
+                    {
+                        "event_type": "tool",
+                        "action": "post_tool",
+                        "actor": "agent:bench",
+                        "resource": "tool:crm.get_account",
+                        "session_id": f"session_bench_{slot}",
+                        "metadata": {"duration_ms": 42, "n": n},
+                    }
+                    for n in range(100)
+                )
+                written[slot] += 100
+        finally:
+            connection.close()
+
+    def seal() -> None:
+        try:
+            while not stop.wait(1.0):
+                audit_events_seal()
+                audit_heads_publish()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(slot,)) for slot in range(2)]
+    sealer = threading.Thread(target=seal)
+    started = time.perf_counter()
+    for thread in [*threads, sealer]:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in [*threads, sealer]:
+        thread.join()
+    audit_events_seal()
+    audit_heads_publish()
+    elapsed = time.perf_counter() - started
+    return sum(written) / elapsed
+
+
+def measure_witnessed_sealing(*, seconds: float) -> list[Figure]:
+    plain = _ingest_while_sealing(seconds, witnessed=False)
+    witnessed = _ingest_while_sealing(seconds, witnessed=True)
+    _say(f"ingest while sealing: {plain:,.0f} events/s plain, {witnessed:,.0f} witnessed")
+    return [
+        Figure(
+            "ingest while sealing every second, seals signed and published to a file witness",
+            witnessed,
+            "events/s",
+            baseline_name="sealing without signing or witness",
+            baseline_value=plain,
+        )
+    ]
+
+
+def measure_proofs(samples: int) -> list[Figure]:
+    from django.db import connection
+
+    from audit.selectors import audit_event_proof
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT event_id FROM audit_event WHERE xact_id < (SELECT max(xact_to) FROM"
+            " audit_seal WHERE signature IS NOT NULL) AND xact_id >= (SELECT min(xact_from)"
+            " FROM audit_seal WHERE signature IS NOT NULL) ORDER BY random() LIMIT %s",
+            [samples],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    timings = []
+    for event_id in ids:
+        started = time.perf_counter()
+        audit_event_proof(event_id)
+        timings.append((time.perf_counter() - started) * 1000)
+    p50, p99 = percentile(timings, 0.5), percentile(timings, 0.99)
+    _say(f"inclusion proofs: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    return [
+        Figure("inclusion proof of a sealed event, p50", p50, "ms"),
+        Figure("inclusion proof of a sealed event, p99", p99, "ms"),
+    ]
+
+
+def measure_witnessed_verification() -> list[Figure]:
+    """verify_audit over the sealed events: signatures and the witness checked, against
+    the same run with both switched off (hashes, members and Merkle roots in both)."""
+    from django.conf import settings
+
+    from audit.keys import keys_cache_clear
+    from audit.verification import audit_trail_verify
+
+    def rate() -> float:
+        started = time.perf_counter()
+        report = audit_trail_verify()
+        return report.events / (time.perf_counter() - started)
+
+    witnessed = rate()
+    key, witnesses = settings.AUDIT_SIGNING_KEY_FILE, settings.AUDIT_WITNESSES
+    settings.AUDIT_SIGNING_KEY_FILE, settings.AUDIT_WITNESSES = "", []
+    keys_cache_clear()
+    plain = rate()
+    settings.AUDIT_SIGNING_KEY_FILE, settings.AUDIT_WITNESSES = key, witnesses
+    keys_cache_clear()
+    _say(f"verification: {witnessed:,.0f} events/s witnessed, {plain:,.0f} without")
+    return [
+        Figure(
+            "verify the sealed trail, signatures and witness checked",
+            witnessed,
+            "events/s",
+            baseline_name="without signatures or witness",
+            baseline_value=plain,
+            target="within 10%",
+            met=witnessed >= 0.9 * plain,
+        )
+    ]
+
+
 def _checkpoint() -> None:
     """Flush dirty pages first, so each timed operation starts from the state a
     years-old month is in (its next change logs full-page images) and pays for no
@@ -392,11 +545,10 @@ def main(argv: list[str] | None = None) -> int:
     events = options.events or (24_000 if options.quick else 10_000_000)
     samples = options.samples or (10 if options.quick else 200)
 
-    setup_django()
-    from django.core.management import call_command
+    use_fresh_database("audit_query")
+    migrate()
     from django.db import connection
 
-    call_command("migrate", verbosity=0)
     try:
         _say(f"loading {events:,} events over {MONTHS} months into {SCHEMA}")
         started = time.perf_counter()
@@ -410,6 +562,10 @@ def main(argv: list[str] | None = None) -> int:
         if not options.keep:
             connection.close()
             _execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+            connection.close()
+    figures += measure_witnessed_sealing(seconds=4 if options.quick else 20)
+    figures += measure_proofs(samples)
+    figures += measure_witnessed_verification()
     report(
         "audit_query",
         figures,

@@ -24,6 +24,12 @@ def late_run_seconds() -> int:
     return int(_get("LATE_RUN_SECONDS", 60))
 
 
+def late_record_seconds() -> int:
+    """An audit event the database recorded more than this after the time it claims is
+    marked as recorded late (backdated, or reported late by its agent)."""
+    return int(_get("LATE_RECORD_SECONDS", 10))
+
+
 def overview_cache_seconds() -> float:
     """How long a process reuses the overview's counts and charts (aggregates over every
     session and a day of audit events); 0 recomputes them on every request."""

@@ -1,15 +1,17 @@
 """Running a control: one service call with the staff user as the audit actor, its
-outcome shown as a message. The one place where the dashboard maps domain errors."""
+outcome shown as a message. The one place where the dashboard maps domain errors (for
+controls, and for downloads that may be refused)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 
 from agents.services import staff_actor as agents_staff_actor
-from sergas.errors import DomainError, NotFound
+from sergas.errors import Conflict, DomainError, NotFound
 from sessions import services as session_services
 from sessions.transitions import SessionAction, allowed_actions
 
@@ -37,6 +39,25 @@ def perform(request: HttpRequest, call: Callable[[], T], *, success: str) -> tup
         return False, None
     messages.success(request, success)
     return True, result
+
+
+def answer(
+    request: HttpRequest, call: Callable[[], HttpResponse], *, back_url: str
+) -> HttpResponse:
+    """``call()``'s response (a download); a missing object is a 404, any other domain
+    error a page naming the reason (409 for a conflict: not possible yet, 400 otherwise),
+    with a link back to ``back_url``."""
+    try:
+        return call()
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    except DomainError as exc:
+        return render(
+            request,
+            "dashboard/refused.html",
+            {"exception": exc.detail, "back_url": back_url},
+            status=409 if isinstance(exc, Conflict) else 400,
+        )
 
 
 @dataclass(frozen=True)

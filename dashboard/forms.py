@@ -25,6 +25,8 @@ from sessions.models import SessionStatus, SessionType
 AUDIT_DEFAULT_WINDOW = timedelta(days=7)
 METADATA_KEY_WITHOUT_VALUE = "Give the value the metadata key must have."
 RANGE_BACKWARDS = "The end of the range must be after its start."
+# Longer than any retention; bounds the interval the search adds to a timestamp.
+RECORDED_LATE_MAX_SECONDS = 100 * 365 * 86400
 
 
 def _any(choices: list[tuple[str, str]], label: str = "Any") -> list[tuple[str, str]]:
@@ -147,6 +149,13 @@ class AuditFilterForm(forms.Form):
     session_id = _text("Session id")
     metadata_key = _text("Metadata key", "to")
     metadata_value = _text("Metadata value", "failed")
+    recorded_late_seconds = forms.IntegerField(
+        label="Recorded late by more than (s)",
+        required=False,
+        min_value=0,
+        max_value=RECORDED_LATE_MAX_SECONDS,
+        widget=forms.NumberInput(attrs={"placeholder": "60"}),
+    )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -171,6 +180,7 @@ class AuditFilterForm(forms.Form):
             "resource": data.get("resource", "").strip() or None,
             "session_id": data.get("session_id", "").strip() or None,
             "metadata_contains": ({key: metadata_value(data["metadata_value"])} if key else None),
+            "recorded_late_seconds": data.get("recorded_late_seconds"),
         }
 
 

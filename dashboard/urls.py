@@ -39,4 +39,9 @@ urlpatterns = [
     path("accounts/<str:account_id>/", accounts.account_detail, name="account"),
     path("audit/", audit.audit_explorer, name="audit"),
     path("audit/export.<slug:fmt>", audit.audit_export, name="audit_export"),
+    path(
+        "audit/events/<uuid:event_id>/proof.json",
+        audit.audit_event_proof_download,
+        name="audit_event_proof",
+    ),
 ]

@@ -28,7 +28,7 @@ ERRORS = {
     "409": "The current state forbids it.",
     "413": "The body or the batch is over its limit.",
     "422": "Input that can never succeed as given; `field` names the culprit.",
-    "429": "Over the caller's rate; see Retry-After.",
+    "429": "Over the caller's rate, or too many failed logins from its address; see Retry-After.",
     "503": "PostgreSQL is unavailable; retry after Retry-After seconds.",
 }
 _WRITES_ONLY = {"409", "413"}

@@ -23,6 +23,16 @@ def _isolated_session_cache(settings) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _own_audit_witness(settings, tmp_path_factory) -> None:
+    """Each test's seal chain starts afresh (the database is rolled back or flushed), so
+    each test gets a witness file of its own; the signing key under var/ is shared."""
+    path = tmp_path_factory.mktemp("witness") / "heads.jsonl"
+    settings.AUDIT_WITNESSES = [
+        {"NAME": "test-file", "BACKEND": "audit.witnesses.FileWitness", "OPTIONS": {"path": path}}
+    ]
+
+
+@pytest.fixture(autouse=True)
 def _isolated_django_cache(settings) -> None:
     """Each test gets its own key space in the Django cache (API throttle counters):
     the test database, and so every id, starts afresh each run; Redis does not."""

@@ -5,6 +5,8 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from agents.exceptions import StaffPermissionDenied
-from agents.services import staff_actor
+from agents.services import auth_failure_summaries_flush, staff_actor
+from audit.heads import key_pair_write
 from audit.models import AuditEvent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,11 +33,22 @@ def _production(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _production_audit_keys() -> dict[str, str]:
+    """A signing key and a witness file, as production must have (audit.E001/E002)."""
+    directory = Path(tempfile.mkdtemp(prefix="sergas-production-"))
+    key_pair_write(directory / "audit-signing-key.pem")
+    return {
+        "AUDIT_SIGNING_KEY_FILE": str(directory / "audit-signing-key.pem"),
+        "AUDIT_WITNESS_FILES": str(directory / "witness.jsonl"),
+    }
+
+
 REAL = {
     "SECRET_KEY": secrets.token_urlsafe(50),
     "ALLOWED_HOSTS": "sergas.example.com,testserver",
     # The checks refuse the simulated runner and accounts (tests/scheduling/test_checks.py).
     "SCHEDULING_ALLOW_SIMULATION": "true",
+    **_production_audit_keys(),
 }
 
 
@@ -128,12 +142,16 @@ class TestLoginThrottling:
         locked = _login(client, PASSWORD)
         assert locked.status_code == 429
         assert "_auth_user_id" not in client.session
-        actions = list(
-            AuditEvent.objects.filter(event_type="auth").values_list("action", flat=True)
-        )
-        assert actions.count("login_failed") == 4
-        assert "login_locked_out" in actions
-        assert "login" not in actions
+        # The first failure of the address's window is an event, the rest its summary.
+        events = AuditEvent.objects.filter(event_type="auth")
+        assert list(events.values_list("action", flat=True)) == ["login_failed"]
+        assert auth_failure_summaries_flush(now=time.time() + 3600) == 1
+        summary = events.get(action="authentication_failures_summarized")
+        assert summary.metadata["kind"] == "staff_login"
+        assert summary.metadata["count"] == 3
+        assert summary.metadata["codes"] == {"login_failed": 1, "login_locked_out": 2}
+        assert summary.metadata["usernames"] == ["ana"]
+        assert not events.filter(action="login").exists()
 
     def test_failures_of_one_username_do_not_lock_out_another(self, staff):
         get_user_model().objects.create_user("bo", password=PASSWORD, is_staff=True)

@@ -15,15 +15,18 @@ from audit.services.recording import (
     audit_events_record_many,
 )
 from audit.services.sealing import SEAL_LOCK_KEY, audit_events_seal
+from audit.services.witnessing import PublishOutcome, audit_heads_publish
 
 __all__ = [
     "PARTITIONS_RESOURCE",
     "SEAL_LOCK_KEY",
     "SYSTEM_ACTOR",
     "MaintenanceReport",
+    "PublishOutcome",
     "audit_event_record",
     "audit_events_record_generated",
     "audit_events_record_many",
     "audit_events_seal",
+    "audit_heads_publish",
     "audit_partitions_maintain",
 ]

@@ -1,4 +1,6 @@
-"""Sealing recorded events into the hash chain (docs/audit.md), without a writers' lock."""
+"""Sealing recorded events into the hash chain (docs/audit.md), without a writers' lock.
+Each seal carries the Merkle root of its events and, with a signing key configured, a
+signed head that witnesses keep outside the database (``audit.services.witnessing``)."""
 
 import hashlib
 import logging
@@ -14,9 +16,12 @@ from audit.canonical import (
     Member,
     SealHeader,
     encode_members,
+    members_merkle_root,
     seal_hash,
     timestamp_micros,
 )
+from audit.heads import SealHead, head_sign
+from audit.keys import signing_key
 from audit.models import AuditSeal
 from audit.rows import stream_rows
 from audit.selectors import audit_seal_head
@@ -88,6 +93,7 @@ def _member_batches(xact_from: int, horizon: int, limit: int) -> Iterator[tuple[
 def _seal_create(
     previous: AuditSeal | None, *, xact_from: int, xact_to: int, members: list[Member]
 ) -> AuditSeal:
+    """A seal with its Merkle root (format 2), signed when a signing key is configured."""
     blob = encode_members(members)
     moments = [member.timestamp for member in members]
     header = SealHeader(
@@ -100,11 +106,29 @@ def _seal_create(
         last_timestamp=max(moments),
         sealed_at=timezone.now(),
         members_digest=hashlib.sha256(blob).digest(),
+        merkle_root=members_merkle_root(blob),
     )
+    digest = seal_hash(header)
+    head = None
+    key = signing_key()
+    if key is not None:
+        head = head_sign(
+            SealHead(
+                seal=header.number,
+                hash=digest,
+                merkle_root=header.merkle_root,
+                events=header.event_count,
+                time=header.sealed_at,
+                key_id="",
+            ),
+            key,
+        )
     return AuditSeal.objects.create(
         **{name: getattr(header, name) for name in SEAL_HEADER_FIELDS},
-        hash=seal_hash(header),
+        hash=digest,
         members=blob,
+        signature=head.signature if head else None,
+        key_id=head.key_id if head else "",
     )
 
 

@@ -12,6 +12,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 
+from audit.models import AuditEvent
+from dashboard import conf
 from sergas.encoding import PreciseJSONEncoder
 
 register = template.Library()
@@ -56,12 +58,26 @@ def ms(value: float | None) -> str:
     if minutes < 60:
         return f"{minutes} min {rest} s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
 
 
 @register.filter
 def seconds(value: float | None) -> str:
     return NO_VALUE if value is None else ms(value * 1000)
+
+
+@register.filter
+def recorded_late(event: AuditEvent) -> float | None:
+    """How many seconds after the time it claims the database recorded an audit event,
+    when that is more than ``LATE_RECORD_SECONDS`` (None otherwise, and for events recorded
+    before recording times were kept)."""
+    if event.recorded_at is None:
+        return None
+    delay = (event.recorded_at - event.timestamp).total_seconds()
+    return delay if delay > conf.late_record_seconds() else None
 
 
 @register.filter

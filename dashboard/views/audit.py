@@ -1,14 +1,20 @@
+import json
+import uuid
+
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 
-from audit.selectors import audit_events_search
+from audit.selectors import audit_event_proof, audit_events_search, audit_witnesses_health
 from dashboard import conf
 from dashboard.access import VIEW_AUDIT, staff_view
-from dashboard.controls import staff_actor
+from dashboard.controls import answer, staff_actor
 from dashboard.exports import FORMATS, audit_export_lines, audit_export_record, export_filename
 from dashboard.forms import AuditFilterForm
 from dashboard.paging import cursor_page
+
+PROOF_CONTENT_TYPE = "application/json"
 
 
 @staff_view(VIEW_AUDIT)
@@ -32,6 +38,8 @@ def audit_explorer(request: HttpRequest) -> HttpResponse:
             "page": page,
             "since": filters["since"] if filters else None,
             "export_query": query.urlencode(),
+            "proofs": True,
+            "witnesses": audit_witnesses_health(),
         },
     )
 
@@ -46,7 +54,13 @@ def audit_export(request: HttpRequest, fmt: str) -> HttpResponse:
         return render(
             request,
             "dashboard/audit.html",
-            {"section": "audit", "form": form, "page": None, "export_query": ""},
+            {
+                "section": "audit",
+                "form": form,
+                "page": None,
+                "export_query": "",
+                "witnesses": audit_witnesses_health(),
+            },
             status=400,
         )
     filters = form.selector_filters(timezone.now())
@@ -54,3 +68,19 @@ def audit_export(request: HttpRequest, fmt: str) -> HttpResponse:
     response = StreamingHttpResponse(audit_export_lines(fmt, filters), content_type=FORMATS[fmt])
     response["Content-Disposition"] = f'attachment; filename="{export_filename(fmt, filters)}"'
     return response
+
+
+@staff_view(VIEW_AUDIT)
+def audit_event_proof_download(request: HttpRequest, event_id: uuid.UUID) -> HttpResponse:
+    """The event's inclusion proof as a file, checked offline with ``python -m audit.proof``;
+    an event not sealed yet is refused with the reason."""
+
+    def attachment() -> HttpResponse:
+        proof = audit_event_proof(event_id)
+        response = HttpResponse(
+            json.dumps(proof, indent=2, sort_keys=True) + "\n", content_type=PROOF_CONTENT_TYPE
+        )
+        response["Content-Disposition"] = f'attachment; filename="audit-proof-{event_id}.json"'
+        return response
+
+    return answer(request, attachment, back_url=reverse("dashboard:audit"))

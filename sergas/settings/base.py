@@ -43,6 +43,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # An address with too many failed staff logins gets 429 before the login view runs.
+    "agents.middleware.StaffLoginThrottleMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -68,12 +70,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # The client's address is REMOTE_ADDR; behind TRUSTED_PROXY_COUNT reverse proxies, it is
 # read from X-Forwarded-For (never trusted without proxies: a client could forge it).
+# agents.addresses decides, for axes too (without django-ipware, which is not installed,
+# axes would read REMOTE_ADDR only: the proxy's address).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
-if TRUSTED_PROXY_COUNT:
-    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
-else:
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AXES_CLIENT_IP_CALLABLE = "agents.addresses.client_address"
 
 ROOT_URLCONF = "sergas.urls"
 WSGI_APPLICATION = "sergas.wsgi.application"
@@ -173,6 +173,7 @@ SERGAS_DASHBOARD = {
     "REFRESH_SECONDS": env.int("DASHBOARD_REFRESH_SECONDS", default=5),
     "LATE_RUN_SECONDS": env.int("DASHBOARD_LATE_RUN_SECONDS", default=60),
     "OVERVIEW_CACHE_SECONDS": env.float("DASHBOARD_OVERVIEW_CACHE_SECONDS", default=5.0),
+    "LATE_RECORD_SECONDS": env.int("DASHBOARD_LATE_RECORD_SECONDS", default=10),
 }
 
 # --- Celery ------------------------------------------------------------------------
@@ -216,6 +217,11 @@ CELERY_BEAT_SCHEDULE = {
     "agents-prune-idempotency-records": {
         "task": "agents.tasks.prune_idempotency_records",
         "schedule": 3600.0,
+    },
+    # One audit event per closed window of failed authentications from one address.
+    "agents-flush-auth-failure-summaries": {
+        "task": "agents.tasks.flush_auth_failure_summaries",
+        "schedule": env.float("AUTH_FAILURE_FLUSH_SECONDS", default=60.0),
     },
     "audit-maintain-partitions": {
         "task": "audit.tasks.maintain_audit_partitions",
@@ -277,6 +283,10 @@ SERGAS_AGENTS = {
     "MAX_BODY_BYTES": env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024),
     "MAX_JSON_DEPTH": env.int("API_MAX_JSON_DEPTH", default=32),
     "IDEMPOTENCY_TTL_HOURS": env.int("API_IDEMPOTENCY_TTL_HOURS", default=24),
+    # Failed authentications (bearer tokens, staff logins) per client address and window,
+    # before 429; also the window of their summaries in the audit trail (docs/security.md).
+    "AUTH_FAILURE_LIMIT": env.int("AUTH_FAILURE_LIMIT", default=20),
+    "AUTH_FAILURE_WINDOW_SECONDS": env.int("AUTH_FAILURE_WINDOW_SECONDS", default=300),
 }
 # Django refuses bodies above this before the API can answer 413 with its own limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = SERGAS_AGENTS["MAX_BODY_BYTES"]
@@ -308,6 +318,42 @@ AUDIT_SEAL_MAX_EVENTS = env.int("AUDIT_SEAL_MAX_EVENTS", default=50_000)
 # How long partition DDL (detach, drop, repair) waits for its lock before giving up
 # until the next run, so it never stalls writers queued behind it.
 AUDIT_DDL_LOCK_TIMEOUT_SECONDS = env.int("AUDIT_DDL_LOCK_TIMEOUT_SECONDS", default=10)
+# Signed seal heads and their witnesses (docs/audit.md, "Witnessed heads"). Development:
+# a key generated under var/ on first use and a file witness under var/. Production
+# (sergas.settings.production) generates nothing and requires both, or the opt-out.
+AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")  # the PEM itself, if not a file
+AUDIT_SIGNING_KEY_FILE = env.str(
+    "AUDIT_SIGNING_KEY_FILE", default=str(BASE_DIR / "var" / "audit-signing-key.pem")
+)
+AUDIT_SIGNING_KEY_AUTOCREATE = env.bool("AUDIT_SIGNING_KEY_AUTOCREATE", default=True)
+AUDIT_VERIFY_KEY_FILES = env.list("AUDIT_VERIFY_KEY_FILES", default=[])
+
+
+def audit_witnesses(files: list[str], urls: list[str], token: str) -> list[dict]:
+    """``AUDIT_WITNESSES`` from the environment's lists of witness files and URLs."""
+    return [
+        {
+            "NAME": f"file:{path}",
+            "BACKEND": "audit.witnesses.FileWitness",
+            "OPTIONS": {"path": path},
+        }
+        for path in files
+    ] + [
+        {
+            "NAME": f"http:{url}",
+            "BACKEND": "audit.witnesses.HttpWitness",
+            "OPTIONS": {"url": url, "token": token},
+        }
+        for url in urls
+    ]
+
+
+AUDIT_WITNESSES = audit_witnesses(
+    env.list("AUDIT_WITNESS_FILES", default=[str(BASE_DIR / "var" / "audit-witness.jsonl")]),
+    env.list("AUDIT_WITNESS_URLS", default=[]),
+    env.str("AUDIT_WITNESS_TOKEN", default=""),
+)
+AUDIT_WITNESS_OPT_OUT = env.bool("AUDIT_WITNESS_OPT_OUT", default=False)
 CELERY_BEAT_SCHEDULE["audit-seal-events"] = {
     "task": "audit.tasks.seal_audit_events",
     "schedule": float(AUDIT_SEAL_INTERVAL_SECONDS),

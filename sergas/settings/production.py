@@ -9,7 +9,7 @@ Django trusts its ``X-Forwarded-Proto``). ``manage.py check --deploy`` is clean.
 from django.core.exceptions import ImproperlyConfigured
 
 from sergas.settings.base import *  # noqa: F403
-from sergas.settings.base import SERGAS_SCHEDULING, env
+from sergas.settings.base import SERGAS_SCHEDULING, audit_witnesses, env
 
 DEBUG = False
 
@@ -50,3 +50,14 @@ SERGAS_SCHEDULING = {
     **SERGAS_SCHEDULING,
     "ALLOW_SIMULATION": env.bool("SCHEDULING_ALLOW_SIMULATION", default=False),
 }
+
+# Seal heads are signed with a key made by `manage.py audit_keygen` and published to
+# witnesses outside the database: both required (checks audit.E001/E002) unless
+# AUDIT_WITNESS_OPT_OUT=true. Nothing is generated, and no witness is assumed.
+AUDIT_SIGNING_KEY_FILE = env.str("AUDIT_SIGNING_KEY_FILE", default="")
+AUDIT_SIGNING_KEY_AUTOCREATE = False
+AUDIT_WITNESSES = audit_witnesses(
+    env.list("AUDIT_WITNESS_FILES", default=[]),
+    env.list("AUDIT_WITNESS_URLS", default=[]),
+    env.str("AUDIT_WITNESS_TOKEN", default=""),
+)

@@ -10,7 +10,7 @@ from psqlextra.partitioning import PostgresPartitioningConfig, PostgresPartition
 from audit.models import AuditEvent
 from audit.partitioning import MonthlyPartitioningStrategy, guard_partitions
 from audit.selectors import audit_seal_head
-from audit.services import audit_event_record, audit_events_seal
+from audit.services import audit_event_record, audit_events_seal, audit_heads_publish
 
 
 def record(count: int = 1, **fields: Any) -> list[AuditEvent]:
@@ -42,6 +42,7 @@ def seal_everything(*, max_events: int | None = None, timeout: float = 60.0) -> 
     while True:
         audit_events_seal(max_events=max_events)
         if unsealed_count() == 0:
+            audit_heads_publish()  # as the beat task does after sealing
             return
         if time.monotonic() > deadline:
             raise AssertionError("events stayed unsealed: a transaction was held open")

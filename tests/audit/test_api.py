@@ -1,7 +1,7 @@
 """GET /api/v1/audit/events: search with filters and cursor pagination."""
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -68,12 +68,30 @@ def test_pages_follow_the_cursor_newest_first_without_gaps(agent_api):
     assert stamps == sorted(stamps, reverse=True)
 
 
+def test_events_carry_their_recording_time_and_backdated_ones_can_be_found(agent_api):
+    api = agent_api("admin")
+    week_ago = timezone.now() - timedelta(days=7)
+    backdated = audit_event_record(
+        event_type="system", action="backdated", actor="x", resource="r", timestamp=week_ago
+    )
+    audit_event_record(event_type="system", action="timely", actor="x", resource="r")
+    since = (week_ago - timedelta(hours=1)).isoformat()
+    found = {e["action"]: e for e in _search(api, since=since, actor="x")["items"]}
+    stamped = AuditEvent.objects.get(event_id=backdated.event_id).recorded_at
+    assert datetime.fromisoformat(found["backdated"]["recorded_at"]) == stamped
+    assert found["timely"]["recorded_at"] is not None
+    late = _search(api, since=since, recorded_late_seconds=3600)["items"]
+    assert [e["action"] for e in late] == ["backdated"]
+    assert _search(api, since=since, recorded_late_seconds=8 * 86400)["items"] == []
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
         ({"metadata": "{oops"}, "metadata"),
         ({"metadata": "[1]"}, "metadata"),
         ({"since": "yesterday"}, "since"),
+        ({"recorded_late_seconds": "-1"}, "recorded_late_seconds"),
     ],
 )
 def test_bad_filters_are_422_naming_the_parameter(agent_api, params, field):

@@ -116,7 +116,13 @@ def test_a_seal_hash_covers_every_header_field():
         "last_timestamp": datetime(2031, 1, 3, tzinfo=UTC),
         "sealed_at": datetime(2031, 1, 3, tzinfo=UTC),
         "members_digest": b"\x04" * 32,
+        "merkle_root": b"\x05" * 32,
     }
     assert {f.name for f in fields(SealHeader)} == set(changed)
     for name, value in changed.items():
         assert seal_hash(replace(header, **{name: value})) != seal_hash(header), name
+    # A seal with a Merkle root is format 2; its hash covers the root too.
+    rooted = replace(header, merkle_root=b"\x06" * 32)
+    assert seal_text(rooted).startswith("sergas-audit-seal/2\n")
+    assert seal_text(rooted).endswith(f"merkle={'06' * 32}\n")
+    assert seal_hash(replace(rooted, merkle_root=b"\x07" * 32)) != seal_hash(rooted)

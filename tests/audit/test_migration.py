@@ -1,18 +1,20 @@
 """Events written before the integrity migration get hashes and can be sealed in
-bounded seals."""
+bounded seals; after the recording-time migration they keep their hash and verify."""
 
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
 from audit.models import AuditSeal
 from audit.rows import stream_events
 from audit.verification import audit_trail_verify
-from tests.audit.support import seal_everything
+from tests.audit.support import make_month, seal_everything
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE, AFTER = ("audit", "0002_seals_archives_time_index"), ("audit", "0003_integrity")
+BEFORE = ("audit", "0002_seals_archives_time_index")
+LATEST = ("audit", "0004_witnessed_seals_recording_time")
 
 
 def _migrate(target: tuple[str, str]) -> None:
@@ -21,7 +23,7 @@ def _migrate(target: tuple[str, str]) -> None:
     executor.migrate([target])
 
 
-def test_older_events_are_hashed_and_sealed_in_groups_of_ten_thousand():
+def test_older_events_are_hashed_and_sealed_in_groups_of_ten_thousand(drop_new_partitions):
     _migrate(BEFORE)
     try:
         with connection.cursor() as cursor:
@@ -35,8 +37,9 @@ def test_older_events_are_hashed_and_sealed_in_groups_of_ten_thousand():
                 """
             )
     finally:
-        _migrate(AFTER)
-
+        # Through 0003 (hashes) and 0004 (recording time, Merkle roots, signed heads): the
+        # older events keep their format-1 hash, and the first new seals list them.
+        _migrate(LATEST)
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(DISTINCT xact_id), max(xact_id) FROM audit_event")
         groups, highest = cursor.fetchone()
@@ -53,4 +56,7 @@ def test_older_events_are_hashed_and_sealed_in_groups_of_ten_thousand():
         10_000,
         5_000,
     ]
+    assert all(row.recorded_at is None for row in sample)
+    make_month(timezone.now())  # verification wants the current month's partition
+    assert all(seal.merkle_root is not None for seal in AuditSeal.objects.all())
     assert audit_trail_verify().ok

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from audit.integrity import ProblemKind
 from audit.models import AuditEvent
@@ -58,8 +58,9 @@ def test_a_modified_event_is_named(trail):
 
 
 # What a forger who knows the scheme does: let the database compute the new hash.
-REHASH = """content_hash = audit_event_content_hash(
-    event_id, "timestamp", session_id, event_type, actor, action, resource, metadata)"""
+REHASH = """content_hash = audit_event_content_hash_v2(
+    event_id, "timestamp", session_id, event_type, actor, action, resource, metadata,
+    recorded_at)"""
 
 
 def test_a_modified_and_rehashed_event_is_still_caught_by_its_seal(trail):
@@ -174,7 +175,8 @@ def test_a_broken_seal_is_named(trail, tamper, message):
     assert any(message in p.detail for p in report.problems if p.kind == ProblemKind.BROKEN_SEAL)
 
 
-def test_a_chain_rewritten_from_scratch_is_caught_by_an_anchor_kept_outside(trail):
+def test_a_chain_rewritten_from_scratch_is_caught_by_an_anchor_kept_outside(trail, settings):
+    settings.AUDIT_WITNESSES = []  # no witness: only the anchor knows better
     anchor = audit_seal_head()
     anchor_hash = bytes(anchor.hash)
     # The most thorough forger: change an event and its hash, then reseal everything.
@@ -189,16 +191,26 @@ def test_a_chain_rewritten_from_scratch_is_caught_by_an_anchor_kept_outside(trai
     assert "outside the database" in report.problems[0].detail
 
 
-def test_a_disabled_trigger_is_reported(trail):
+def test_disabling_a_trigger_is_refused(trail):
+    with pytest.raises(DatabaseError, match="guards cannot be removed"), connection.cursor() as c:
+        c.execute("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only")
+    assert audit_trail_verify().ok
+
+
+def test_a_trigger_disabled_behind_the_ddl_guard_is_reported(trail):
+    """A superuser who first disables the event trigger, then a guard trigger."""
     with connection.cursor() as cursor:
+        cursor.execute("ALTER EVENT TRIGGER audit_guard_alter DISABLE")
         cursor.execute("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only")
     try:
         report = audit_trail_verify()
     finally:
         with connection.cursor() as cursor:
             cursor.execute("ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only")
+            cursor.execute("ALTER EVENT TRIGGER audit_guard_alter ENABLE ALWAYS")
     assert set(_kinds(report)) == {ProblemKind.UNGUARDED}
     assert any("audit_event_append_only" in p.detail for p in report.problems)
+    assert any("audit_guard_alter" in p.detail for p in report.problems)
 
 
 def test_a_time_range_checks_the_events_of_that_range_only(trail):

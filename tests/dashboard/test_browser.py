@@ -4,19 +4,26 @@ Each test saves screenshots under ``var/test-artifacts/browser/``. The tests ski
 why, only where no Chromium can be had (``.ci/run`` installs it when missing).
 """
 
+import json
 import os
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from audit.heads import key_id
+from audit.keys import signing_key
+from audit.proof import proof_problems
 from audit.services import audit_event_record
 from scheduling import services
 from scheduling.models import AccountReview, ScheduleExecution
 from sessions.models import AgentSession
+from tests.audit.support import seal_everything
 from tests.dashboard.conftest import PASSWORD, make_staff
 from tests.factories import make_session
 from tests.scheduling.factories import make_review
@@ -230,6 +237,36 @@ def test_a_viewer_filters_the_audit_explorer(page_for):
     export = page.locator("[data-export=csv]").get_attribute("href")
     assert "actor=staff%3Aana" in export
     shot(page, "audit-filtered")
+
+
+def test_a_viewer_finds_a_backdated_event_and_downloads_its_proof(page_for, tmp_path):
+    make_staff("victor", "Viewers")
+    backdated = audit_event_record(
+        event_type="auth",
+        action="login",
+        actor="staff:mallory",
+        resource="user:mallory",
+        timestamp=timezone.now() - timedelta(days=2),
+    )
+    audit_event_record(event_type="system", action="timely", actor="system", resource="r")
+    seal_everything()
+    page = page_for("victor")
+    page.click("nav a:text('Audit')")
+    assert "OK" in page.locator("[data-witness=test-file]").inner_text()
+    page.fill("input[name=recorded_late_seconds]", "60")
+    page.click("button:text('Search')")
+    page.wait_for_url(re.compile(r"recorded_late_seconds=60"))
+    rows = page.locator("tr[data-event]")
+    assert rows.count() == 1
+    assert "recorded late by 2 d" in rows.first.locator("[data-recorded]").inner_text()
+    shot(page, "audit-recorded-late")
+    with page.expect_download() as download:
+        rows.first.locator("[data-proof]").click()
+    assert download.value.suggested_filename == f"audit-proof-{backdated.event_id}.json"
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    public = signing_key().public_key()
+    assert proof_problems(json.loads(saved.read_text()), {key_id(public): public}) == []
 
 
 def test_a_viewer_finds_no_controls(page_for):

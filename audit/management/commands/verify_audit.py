@@ -37,8 +37,9 @@ def anchor(value: str) -> tuple[int, bytes]:
 class Command(BaseCommand):
     help = (
         "Verify the audit trail: recompute every event's hash, reconcile every seal with "
-        "the events it lists, check the seal chain and the append-only triggers. Exits "
-        "non-zero naming each modified, deleted or inserted event and each broken seal."
+        "the events it lists, check the seal chain, its signed heads against the witnesses, "
+        "the partitions and the append-only and DDL guards. Exits non-zero naming each "
+        "modified, deleted or inserted event, broken seal and missing guard or partition."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -83,6 +84,11 @@ class Command(BaseCommand):
             f"Checked {report.events} event(s) ({report.unsealed} not sealed yet,"
             f" {report.retired} more retired by retention) against {report.seals} seal(s)."
         )
+        self.stdout.write(f"Signed heads verified: {report.signed} of {report.seals} seal(s).")
+        for name, seal in report.witnesses.items():
+            self.stdout.write(f"Witness {name}: holds heads through seal #{seal}.")
+        for note in report.notes:
+            self.stdout.write(self.style.WARNING(note))
         if report.head is not None:
             number, digest = report.head
             self.stdout.write(

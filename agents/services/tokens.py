@@ -1,14 +1,12 @@
-"""Writes of API access: agent tokens and stored idempotent responses."""
+"""Agent tokens: issuing, revoking, authenticating (only their SHA-256 is stored)."""
 
 import hashlib
 import hmac
-import json
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -20,25 +18,27 @@ from agents.exceptions import (
     QUEUES_WITHOUT_WORK,
     AgentTokenNotFound,
     ConfinedAdminToken,
-    IdempotencyKeyReused,
-    InvalidIdempotencyKey,
     InvalidQueues,
     InvalidScopes,
     InvalidToken,
     InvalidTokenName,
-    StaffPermissionDenied,
     TokenRevoked,
 )
-from agents.models import AgentToken, IdempotencyRecord, TokenScope
+from agents.models import AgentToken, TokenScope
 from agents.selectors import agent_token_get_by_prefix
 from audit.models import AuditEventType
 from audit.services import SYSTEM_ACTOR, audit_event_record
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
 _TOKEN = re.compile(r"^sgs_([0-9a-f]{12})_([A-Za-z0-9_-]{32,64})$")
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
 # The syntax of a work queue's name (scheduling.models.QUEUE_NAME_PATTERN).
 _QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
 # Compared against when the prefix is unknown, so a miss costs what a hit costs.
 _NO_TOKEN_HASH = hashlib.sha256(b"no such token").hexdigest()
 
@@ -140,68 +140,6 @@ def token_prefix_of(raw: str) -> str | None:
     return match.group(1) if match else None
 
 
-def api_refusal_record(
-    *,
-    action: str,
-    code: str,
-    actor: str,
-    resource: str,
-    method: str,
-    path: str,
-    remote_addr: str | None,
-) -> None:
-    """Record a refused API request in the audit trail (event type ``auth``): a failed
-    authentication (``authentication_failed``) or a refused authorisation
-    (``access_denied``). Never the token itself: at most its public prefix."""
-    audit_event_record(
-        event_type=AuditEventType.AUTH,
-        action=action,
-        actor=actor,
-        resource=resource,
-        metadata={"code": code, "method": method, "path": path[:500], "remote_addr": remote_addr},
-    )
-
-
-def staff_access_record(
-    *, action: str, username: str, remote_addr: str | None, path: str, method: str = "POST"
-) -> None:
-    """Record a staff login (``login``), a failed one (``login_failed``), a lockout after
-    too many (``login_locked_out``) or a refused page (``permission_denied``)."""
-    name = username[:150]
-    audit_event_record(
-        event_type=AuditEventType.AUTH,
-        action=action,
-        actor=f"staff:{name}" if name and action in ("login", "permission_denied") else "anonymous",
-        resource=f"user:{name}" if name else "user:",
-        metadata={
-            "username": name,
-            "remote_addr": remote_addr,
-            "path": path[:500],
-            "method": method,
-        },
-    )
-
-
-def staff_actor(
-    user: Any, permission: str, *, path: str = "", remote_addr: str | None = None
-) -> str:
-    """The audit actor (``staff:<username>``) of a staff member about to change
-    something, once they may: an active staff user holding ``permission``. Otherwise the
-    refusal is recorded (``permission_denied``) and ``StaffPermissionDenied`` raised (403).
-
-    Views and admin actions take their actor from here, so the permission is checked
-    where the identity handed to the services is made, whatever the view checked."""
-    if user.is_active and user.is_staff and user.has_perm(permission):
-        return f"staff:{user.get_username()}"
-    staff_access_record(
-        action="permission_denied",
-        username=user.get_username() if user.is_authenticated else "",
-        remote_addr=remote_addr,
-        path=path,
-    )
-    raise StaffPermissionDenied(permission)
-
-
 def agent_token_authenticate(raw: str) -> AgentToken:
     """The live token ``raw`` names, or ``InvalidToken``/``TokenRevoked``.
 
@@ -229,56 +167,3 @@ def _touch(token: AgentToken) -> None:
         Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - interval)
     ).update(last_used_at=now)
     token.last_used_at = now
-
-
-def idempotency_fingerprint(method: str, path: str, payload: Any) -> str:
-    """What makes two requests "the same" for an Idempotency-Key: method, path, body."""
-    canonical = json.dumps([method.upper(), path, payload], sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    status_code: int
-    body: Any
-    replayed: bool
-
-
-def idempotent_request_execute(
-    *,
-    token: AgentToken,
-    key: str,
-    fingerprint: str,
-    execute: Callable[[], tuple[int, Any]],
-) -> StoredResponse:
-    """Run ``execute`` once per (token, key) and store its response; replay it after.
-
-    The claim, the work and the stored response are one transaction: a concurrent
-    request with the same key waits on the unique index and then replays, and a failed
-    attempt (a domain error, a crash) leaves no record, so it can simply be retried.
-    """
-    if not _IDEMPOTENCY_KEY.match(key or ""):
-        raise InvalidIdempotencyKey
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    token=token, key=key, fingerprint=fingerprint
-                )
-        except IntegrityError:
-            record = IdempotencyRecord.objects.get(token=token, key=key)
-            if record.fingerprint != fingerprint:
-                raise IdempotencyKeyReused(key) from None
-            return StoredResponse(record.status_code or 200, record.response, replayed=True)
-        status_code, body = execute()
-        record.status_code, record.response = status_code, body
-        record.save(update_fields=["status_code", "response"])
-    return StoredResponse(status_code, body, replayed=False)
-
-
-def idempotency_records_prune(*, older_than_hours: int | None = None) -> int:
-    """Delete stored responses past their replay window; returns how many."""
-    hours = conf.idempotency_ttl_hours() if older_than_hours is None else older_than_hours
-    cutoff = timezone.now() - timedelta(hours=hours)
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
-    return deleted
