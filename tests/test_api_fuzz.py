@@ -75,7 +75,12 @@ def wsgi_keeps_the_test_connection():
 
 @pytest.fixture
 def settings_throttle_off(settings):
-    settings.SERGAS_AGENTS = {**settings.SERGAS_AGENTS, "THROTTLE_RATE": "1000000/min"}
+    # Neither throttle: the deliberate bad tokens would soon answer 429 to everything.
+    settings.SERGAS_AGENTS = {
+        **settings.SERGAS_AGENTS,
+        "THROTTLE_RATE": "1000000/min",
+        "AUTH_FAILURE_LIMIT": 1_000_000,
+    }
     # A claim on the real queue answers at once instead of long-polling.
     settings.SERGAS_SCHEDULING = {**settings.SERGAS_SCHEDULING, "WORK_WAIT_MAX_SECONDS": 0}
 
