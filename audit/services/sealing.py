@@ -35,11 +35,13 @@ def audit_events_seal(*, max_events: int | None = None) -> list[AuditSeal]:
     """Seal every event inserted by a transaction that ended before this call's snapshot
     and is not sealed yet; return the new seals (none when there is nothing to seal).
 
-    Each row carries the id of the transaction that inserted it. The snapshot's xmin is
-    the oldest transaction still running: every transaction below it has committed or
-    aborted, and every transaction that starts later gets a larger id, so the rows with
-    ``xact_id < xmin`` form a set that can never grow again. A seal covers exactly the
-    rows of ``previous seal's xact_to <= xact_id < xmin``: no row is sealed twice or
+    Each row carries the id of the transaction that inserted it. The horizon is the
+    oldest transaction of this database still running (the snapshot's xmin, leaving out
+    transactions known to belong to other databases of the server, which cannot write
+    here): every transaction below it has ended or writes elsewhere, and every
+    transaction that starts later gets a larger id, so the rows with ``xact_id <
+    horizon`` form a set that can never grow again. A seal covers exactly the
+    rows of ``previous seal's xact_to <= xact_id < horizon``: no row is sealed twice or
     skipped, a row committed late by a long transaction falls into a later seal, and
     writers take no lock at all. Rows are read in transaction order and cut into seals
     of at most ``AUDIT_SEAL_MAX_EVENTS`` at transaction boundaries.
@@ -49,7 +51,7 @@ def audit_events_seal(*, max_events: int | None = None) -> list[AuditSeal]:
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
-            cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            cursor.execute(_HORIZON_SQL)
             horizon = cursor.fetchone()[0]
         previous = audit_seal_head()
         xact_from = previous.xact_to if previous else 0
@@ -69,6 +71,25 @@ def audit_events_seal(*, max_events: int | None = None) -> list[AuditSeal]:
             bytes(seal.hash).hex(),
         )
     return created
+
+
+# The snapshot's running transactions, less those that pg_stat_activity shows running in
+# another database (transaction ids are the server's, so without this a long transaction
+# in any database would hold every seal back). Whatever it cannot attribute (a backend
+# not yet showing its id, a prepared transaction, stats hidden from this role) is kept,
+# so an unknown only delays a seal; the snapshot's xmax when nothing here is running.
+_HORIZON_SQL = """
+WITH snapshot AS MATERIALIZED (SELECT pg_current_snapshot() AS s)
+SELECT COALESCE(
+    (SELECT min(running::text::bigint)
+       FROM snapshot, pg_snapshot_xip(snapshot.s) AS running
+      WHERE NOT EXISTS (
+            SELECT 1 FROM pg_stat_activity AS other
+             WHERE other.backend_xid = xid(running)
+               AND other.datid <> (SELECT oid FROM pg_database
+                                    WHERE datname = current_database()))),
+    (SELECT pg_snapshot_xmax(s)::text::bigint FROM snapshot))
+"""
 
 
 def _member_batches(xact_from: int, horizon: int, limit: int) -> Iterator[tuple[int, list[Member]]]:

@@ -79,6 +79,19 @@ def test_an_older_transaction_committing_late_lands_in_a_later_seal():
     assert max(sealed.values()) == 1
 
 
+def test_a_transaction_open_in_another_database_does_not_hold_seals_back():
+    """Transaction ids are the server's: a long write elsewhere (a load into another
+    database of the same server) is older than this database's events, yet cannot add
+    to them, so it must not stall sealing."""
+    params = {**connection.get_connection_params(), "dbname": "postgres"}
+    with psycopg.connect(**params) as elsewhere:
+        elsewhere.execute("SELECT pg_current_xact_id()")  # an id, older than what follows
+        events = record(2, actor="here")
+        audit_events_seal()
+        assert _keys(events) <= set(_sealed_keys())
+        elsewhere.rollback()
+
+
 def test_a_rolled_back_event_is_never_sealed():
     @transaction.atomic
     def record_then_fail() -> None:
