@@ -109,7 +109,9 @@ def report(script: str, figures: list[Figure], *, quick: bool, notes: str = "") 
 # --- shared plumbing -------------------------------------------------------------------------
 
 # Modules under bench/ that are plumbing, not benchmarks.
-NOT_SCRIPTS = frozenset({"__init__", "harness", "run", "runners", "settings", "stock_beat", "urls"})
+NOT_SCRIPTS = frozenset(
+    {"__init__", "harness", "herds", "run", "runners", "settings", "stock_beat", "urls"}
+)
 
 
 def scripts() -> list[str]:

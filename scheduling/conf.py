@@ -39,6 +39,11 @@ def dispatch_lead_seconds() -> float:
     return float(_get("DISPATCH_LEAD_SECONDS", 10.0))
 
 
+def prepare_batch_size() -> int:
+    """Runs prepared ahead of their time per ``prepare_runs`` message (and transaction)."""
+    return int(_get("PREPARE_BATCH_SIZE", 200))
+
+
 def dispatch_poll_seconds() -> float:
     """Longest sleep of the dispatcher between looks at the next due review."""
     return float(_get("DISPATCH_POLL_SECONDS", 1.0))

@@ -51,6 +51,16 @@ def priority_rank(priority: str) -> int:
     return SchedulePriority.values.index(priority)
 
 
+# ``priority_rank`` in SQL, over a ``priority`` column (most urgent first).
+PRIORITY_RANK = models.Case(
+    *(
+        models.When(priority=priority, then=models.Value(rank))
+        for rank, priority in enumerate(SchedulePriority.values)
+    ),
+    output_field=models.IntegerField(),
+)
+
+
 class OverlapPolicy(models.TextChoices):
     SKIP = "skip", "Skip the new run while one is running"
     BUFFER_ONE = "buffer_one", "Queue one run behind the running one"

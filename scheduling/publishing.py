@@ -28,6 +28,7 @@ from scheduling.models import PRIORITY_MESSAGE_LEVEL
 
 RUN_TASK = "scheduling.tasks.run_review"
 BATCH_TASK = "scheduling.tasks.run_review_batch"
+PREPARE_TASK = "scheduling.tasks.prepare_runs"
 _SENTINEL = "00000000-0000-4000-8000-5e0715e17e1a"  # stands for the argument
 _SENTINEL_ID = "00000000-0000-4000-8000-1d0f5e071e1d"  # stands for the task id
 _REDIS_SCHEMES = {"redis", "rediss", "redis+socket", "socket"}
@@ -41,8 +42,9 @@ BROKER_MARKER_PREFIX = "sergas.broker-marker."
 class RunMessage:
     """One task message on the review queue: ``task(arg)``, with the run's priority.
 
-    ``arg`` (an execution id for ``run_review``, a batch id for ``run_review_batch``)
-    is also the Celery task id of a run; batches get a fresh id per message."""
+    ``arg`` (an execution id for ``run_review``, a batch id for ``run_review_batch``,
+    comma-separated execution ids for ``prepare_runs``) is also the Celery task id of a
+    run; other messages get a fresh id each."""
 
     execution_id: str
     priority: str
@@ -53,17 +55,19 @@ class RunMessage:
         return self.execution_id if self.task == RUN_TASK else str(uuid.uuid4())
 
 
-def publish_runs(messages: Iterable[RunMessage]) -> int:
-    """Publish the messages to the review queue; returns how many were sent. Raises if
-    the broker cannot take them; callers leave the runs in the outbox then."""
+def publish_runs(messages: Iterable[RunMessage], *, queue: str | None = None) -> int:
+    """Publish the messages to the review queue (or ``queue``); returns how many were
+    sent. Raises if the broker cannot take them; callers leave the runs in the outbox
+    then."""
     from sergas.celery import app
 
     messages = list(messages)
     if not messages:
         return 0
+    queue = queue or conf.review_queue()
     if app.conf.broker_url.split(":", 1)[0] in _REDIS_SCHEMES:
-        return _redis_publisher(conf.review_queue()).publish(messages)
-    return _publish_with_kombu(messages, conf.review_queue())
+        return _redis_publisher(queue).publish(messages)
+    return _publish_with_kombu(messages, queue)
 
 
 def _broker_client() -> Any | None:

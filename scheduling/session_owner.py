@@ -12,6 +12,11 @@ class ScheduledRunOwner(SessionOwner):
 
         run_of_session_lock_ahead(session_id)
 
+    def lock_ahead_many(self, session_ids: list[str]) -> None:
+        from scheduling.services import runs_of_sessions_lock_ahead
+
+        runs_of_sessions_lock_ahead(session_ids)
+
     def follow(
         self, session: AgentSession, action: SessionAction, *, previous: str, actor: str
     ) -> None:

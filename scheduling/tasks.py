@@ -37,6 +37,20 @@ def run_review(execution_id: str) -> int:
 
 
 @shared_task(
+    name="scheduling.tasks.prepare_runs",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    **RETRY_WHILE_DATABASE_UNAVAILABLE,
+)
+def prepare_runs(execution_ids: str) -> int:
+    """Prepare runs queued ahead of their time (comma-separated ids): accounts, sessions,
+    batches. Idempotent: a redelivered message prepares what is still unprepared."""
+    from scheduling.services import runs_prepare
+
+    return runs_prepare(execution_ids.split(","))
+
+
+@shared_task(
     name="scheduling.tasks.run_review_batch",
     bind=True,
     acks_late=True,

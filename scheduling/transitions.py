@@ -17,6 +17,7 @@ B = BatchStatus
 
 
 class RunAction(models.TextChoices):
+    PREPARE = "prepare"  # ahead of its time: accounts resolved, session and batches made
     START = "start"  # a worker claims a queued run: session and batches
     HOLD = "hold"  # overlap policy buffer_one: waits for the active run
     RELEASE = "release"  # the run it waited for ended: it may go
@@ -35,6 +36,7 @@ class Transition:
 
 
 RUN_TRANSITIONS: dict[RunAction, Transition] = {
+    RunAction.PREPARE: Transition(frozenset({E.QUEUED}), E.QUEUED),
     RunAction.START: Transition(frozenset({E.QUEUED}), E.RUNNING),
     RunAction.HOLD: Transition(frozenset({E.QUEUED}), E.QUEUED),
     RunAction.RELEASE: Transition(frozenset({E.QUEUED}), E.QUEUED),

@@ -13,7 +13,10 @@ from sessions.models import (
     STATE_COLUMNS,
     AgentSession,
     SessionAccount,
+    SessionAccountList,
     SessionCheckpoint,
+    SessionProgress,
+    SessionTimes,
 )
 
 
@@ -101,6 +104,24 @@ class SessionAccountAdmin(ReadOnlyModelAdmin):
         return super().get_queryset(request).defer(*(f"session__{name}" for name in BULKY_COLUMNS))
 
 
+class _SessionStateRowAdmin(ReadOnlyModelAdmin):
+    """Rows of a session's state kept beside its row (docs/architecture.md, "Session
+    state"), read-only: written by the session services, composed by the reads."""
+
+    list_display = ["session", "sequence"]
+    list_filter = ["session__status"]
+    search_fields = ["=session__session_id"]
+    list_select_related = ["session"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer(*(f"session__{name}" for name in BULKY_COLUMNS))
+
+
+admin.site.register(SessionProgress, _SessionStateRowAdmin)
+admin.site.register(SessionTimes, _SessionStateRowAdmin)
+admin.site.register(SessionAccountList, _SessionStateRowAdmin)
+
+
 @admin.register(SessionCheckpoint)
 class SessionCheckpointAdmin(ReadOnlyModelAdmin):
     """Checkpoints, read-only: written by ``session_checkpoint``, restored by recovery."""
@@ -137,7 +158,13 @@ class AgentSessionAdmin(admin.ModelAdmin):
     list_filter = ["status", "session_type", "created_at"]
     search_fields = ["=session_id", "=orchestrator_id", "=owner_id"]
     date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in AgentSession._meta.fields] + ["audit_trail"]
+    # The composed context and metrics stand in for the row's own JSON fields.
+    readonly_fields = [
+        *(field.name for field in AgentSession._meta.fields if field.name not in STATE_COLUMNS),
+        "context",
+        "metrics",
+        "audit_trail",
+    ]
     actions = [pause_sessions, resume_sessions, cancel_sessions, recover_sessions]
     inlines = [SessionCheckpointInline]
     show_full_result_count = False

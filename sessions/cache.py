@@ -29,7 +29,7 @@ from django.utils.dateparse import parse_datetime
 
 from sergas.redis_guard import RedisGuard
 from sessions import conf
-from sessions.models import AgentSession
+from sessions.models import STATE_COLUMNS, AgentSession
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +49,14 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 return 1
 """
 
-_FIELDS = list(AgentSession._meta.concrete_fields)
+# The row's own JSON fields are left out: the entry carries the composed context and
+# metrics instead (what readers see), under those names.
+_FIELDS = [f for f in AgentSession._meta.concrete_fields if f.attname not in STATE_COLUMNS]
 _FIELD_NAMES = [field.attname for field in _FIELDS]
 
 
 def encode_session(session: AgentSession) -> bytes:
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = {"context": session.context, "metrics": session.metrics}
     for name in _FIELD_NAMES:
         value = getattr(session, name)
         data[name] = value.isoformat() if isinstance(value, datetime) else value
@@ -69,7 +71,9 @@ def decode_session(raw: bytes) -> AgentSession:
         if isinstance(field, models.DateTimeField) and value is not None:
             value = parse_datetime(value)
         values.append(value)
-    return AgentSession.from_db("default", _FIELD_NAMES, values)
+    session = AgentSession.from_db("default", _FIELD_NAMES, values)
+    session.state_composed(data["context"], data["metrics"])
+    return session
 
 
 class SessionCache:
@@ -95,6 +99,11 @@ class SessionCache:
     # --- reads ----------------------------------------------------------------------
     def get(self, session_id: str) -> AgentSession | None:
         """The cached session, or None on a miss (the caller then reads PostgreSQL)."""
+        raw = self.get_encoded(session_id)
+        return None if raw is None else decode_session(raw)
+
+    def get_encoded(self, session_id: str) -> bytes | None:
+        """The cached entry as ``encode_session`` wrote it, or None on a miss."""
         with self._lock:
             raw = self._local.get(session_id)
         if raw is None:
@@ -103,7 +112,7 @@ class SessionCache:
                 return None
             with self._lock:
                 self._local[session_id] = raw
-        return decode_session(raw)
+        return raw
 
     def fill(self, session: AgentSession) -> None:
         """Offer a row just read from PostgreSQL to both tiers."""
@@ -130,6 +139,24 @@ class SessionCache:
         self._redis_call(
             self._store, [self._key(session_id)], [version, "", "write", self._redis_ttl]
         )
+
+    def invalidate_many(self, versions: dict[str, int]) -> None:
+        """``invalidate`` for many sessions, in one Redis round trip."""
+        with self._lock:
+            for session_id in versions:
+                self._local.pop(session_id, None)
+        if versions:
+            self._redis_call(self._store_many, versions)
+
+    def _store_many(self, versions: dict[str, int]) -> None:
+        pipeline = self._redis.client.pipeline(transaction=False)
+        for session_id, version in versions.items():
+            self._store(
+                keys=[self._key(session_id)],
+                args=[version, "", "write", self._redis_ttl],
+                client=pipeline,
+            )
+        pipeline.execute()
 
     def clear_local(self) -> None:
         with self._lock:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
@@ -19,9 +21,8 @@ TERMINAL_STATUSES = frozenset(
 )
 ACTIVE_STATUSES = frozenset({SessionStatus.RUNNING, SessionStatus.PAUSED})
 
-# The JSON columns a transition, a list or a summary never needs: keeps a 1 MB context
-# off the wire (``QuerySet.defer(*STATE_COLUMNS)``).
-STATE_COLUMNS = ("context", "metrics")
+# The JSON columns a transition, a list or a summary never needs (``QuerySet.defer``).
+STATE_COLUMNS = ("stored_context", "stored_metrics")
 # A session's columns that grow with its accounts (a big review's are megabytes).
 BULKY_COLUMNS = (*STATE_COLUMNS, "account_ids")
 
@@ -51,7 +52,7 @@ ACCOUNT_SET_KEYS = ("account_ids", "processed_accounts", "failed_accounts")
 def searchable_context() -> models.Func:
     """``context`` without its account sets: the expression the context GIN indexes."""
     return models.Func(
-        models.F("context"),
+        models.F("stored_context"),
         *(models.Value(key) for key in ACCOUNT_SET_KEYS),
         arg_joiner=" - ",
         template="(%(expressions)s)",
@@ -75,10 +76,12 @@ class AgentSession(models.Model):
     session_type = models.CharField(
         max_length=16, choices=SessionType.choices, default=SessionType.MANUAL
     )
-    # SessionContext, validated by sessions.state; sets are stored as sorted lists.
-    context = models.JSONField(default=dict)
-    # SessionMetrics, validated by sessions.state.
-    metrics = models.JSONField(default=dict)
+    # The small fields of SessionContext and SessionMetrics (``sessions.state``): the
+    # account sets live in SessionProgress, ``account_ids`` in its column, processing
+    # times in SessionTimes; ``context``/``metrics`` compose the whole (docs/architecture.md).
+    # A row the previous release wrote still holds everything, and is read as such.
+    stored_context = models.JSONField(default=dict, db_column="context")
+    stored_metrics = models.JSONField(default=dict, db_column="metrics")
     account_ids = ArrayField(models.CharField(max_length=128), default=list, blank=True)
     owner_id = models.CharField(max_length=128, blank=True, default="")
     # The actor that created it (``agent:<name>``, ``worker:run_review``, ...): the agent
@@ -93,6 +96,9 @@ class AgentSession(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     last_checkpoint_sequence = models.PositiveIntegerField(default=0)
+    # Sizes of the account sets (SessionProgress rows), kept by the services.
+    processed_count = models.PositiveIntegerField(default=0, db_default=0)
+    failed_count = models.PositiveIntegerField(default=0, db_default=0)
     recovery_count = models.PositiveIntegerField(default=0)
     # The checkpoint the last recovery restored (None: recovered without a checkpoint).
     recovered_from_sequence = models.PositiveIntegerField(null=True, blank=True)
@@ -156,6 +162,51 @@ class AgentSession(models.Model):
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
+    # The whole context and metrics, composed in PostgreSQL on first use (one query).
+    # Setting one stores it whole in the row, the previous release's form: reads take it
+    # as it is, and the session's next write through the services moves its sets out.
+    @property
+    def context(self) -> dict[str, Any]:
+        return self._composed_state()[0]
+
+    @context.setter
+    def context(self, value: dict[str, Any]) -> None:
+        self.stored_context = value
+        self.state_composed(value, self.__dict__.get("_composed", (None, None))[1])
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self._composed_state()[1]
+
+    @metrics.setter
+    def metrics(self, value: dict[str, Any]) -> None:
+        self.stored_metrics = value
+        self.state_composed(self.__dict__.get("_composed", (None, None))[0], value)
+
+    def state_composed(
+        self, context: dict[str, Any] | None, metrics: dict[str, Any] | None
+    ) -> None:
+        """Give the instance its whole context and metrics, composed already (a read that
+        composed them in its query, the cache); None leaves a half to compose on use."""
+        self._composed = (context, metrics)
+
+    def _composed_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        composed = self.__dict__.get("_composed", (None, None))
+        if composed[0] is None or composed[1] is None:
+            from sessions.selectors import session_state_read
+
+            read = session_state_read(self.session_id)
+            composed = (
+                read[0] if composed[0] is None else composed[0],
+                read[1] if composed[1] is None else composed[1],
+            )
+            self._composed = composed
+        return composed
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        self.__dict__.pop("_composed", None)
+        super().refresh_from_db(*args, **kwargs)
+
 
 class SessionAccount(models.Model):
     """Which sessions review an account: the index behind "sessions of account X".
@@ -180,15 +231,23 @@ class SessionAccount(models.Model):
 
 
 class SessionCheckpoint(models.Model):
-    """A durable snapshot of a session's context and metrics. Rows are never updated;
-    only the oldest beyond ``CHECKPOINTS_KEPT`` are pruned."""
+    """A durable checkpoint of a session's context and metrics. Rows are never updated;
+    only the oldest beyond ``CHECKPOINTS_KEPT`` are pruned.
+
+    The row keeps the small fields; the account sets, the account list and the processing
+    times as of ``sequence`` are the SessionProgress, SessionAccountList and SessionTimes
+    rows of sequence <= ``sequence``. A checkpoint of the previous release holds its whole
+    state in the row (its context has ``processed_accounts``)."""
 
     session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="checkpoints")
     sequence = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=SessionStatus.choices)
-    context = models.JSONField()
-    metrics = models.JSONField()
+    stored_context = models.JSONField(db_column="context")
+    stored_metrics = models.JSONField(db_column="metrics")
     size_bytes = models.PositiveIntegerField()
+    # The session's account set sizes at this checkpoint (recovery restores them).
+    processed_count = models.PositiveIntegerField(default=0, db_default=0)
+    failed_count = models.PositiveIntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -202,3 +261,80 @@ class SessionCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id} #{self.sequence}"
+
+    @property
+    def context(self) -> dict[str, Any]:
+        return self._composed_state()[0]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self._composed_state()[1]
+
+    def _composed_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        if "_composed" not in self.__dict__:
+            from sessions.selectors import checkpoint_state_read
+
+            self._composed = checkpoint_state_read(self.session_id, self.sequence)
+        return self._composed
+
+
+class SessionProgress(models.Model):
+    """Accounts that became processed or failed in one write to a session, stamped with
+    the sequence of the checkpoint that will include them (the open sequence), so
+    recovery to checkpoint N deletes the rows newer than N. An account is listed once
+    per set (writes leave out what is already there); failed means failed and not
+    processed. A batch of 10 accounts writes one row, whatever the session's size."""
+
+    id = models.BigAutoField(primary_key=True)
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="+")
+    sequence = models.PositiveIntegerField()
+    processed = ArrayField(models.TextField(), default=list)
+    failed = ArrayField(models.TextField(), default=list)
+
+    class Meta:
+        db_table = "agent_session_progress"
+        indexes = [
+            models.Index(fields=["session", "sequence"], name="agent_session_progress_seq_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"progress of {self.session_id} #{self.sequence}"
+
+
+class SessionTimes(models.Model):
+    """Account processing times appended to a session's metrics, one row per update, at
+    the sequence of the checkpoint that will include them; read in ``id`` order."""
+
+    id = models.BigAutoField(primary_key=True)
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="+")
+    sequence = models.PositiveIntegerField()
+    times_ms = ArrayField(models.BigIntegerField())
+
+    class Meta:
+        db_table = "agent_session_time"
+        indexes = [models.Index(fields=["session", "sequence"], name="agent_session_time_seq_idx")]
+
+    def __str__(self) -> str:
+        return f"{len(self.times_ms)} times of {self.session_id} #{self.sequence}"
+
+
+class SessionAccountList(models.Model):
+    """A session's ``account_ids`` as set at ``sequence``, written only when they change
+    after creation (with the list they replaced at sequence 0), so checkpoints older than
+    the change restore the old list. Without rows, the session's column is the list."""
+
+    id = models.BigAutoField(primary_key=True)
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="+")
+    sequence = models.PositiveIntegerField()
+    account_ids = ArrayField(models.TextField())
+
+    class Meta:
+        db_table = "agent_session_account_list"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "sequence"], name="agent_session_account_list_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"accounts of {self.session_id} #{self.sequence}"

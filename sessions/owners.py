@@ -8,7 +8,8 @@ lifecycle transition calls each of them explicitly, in the lock order
 (``sergas.locking``):
 
 1. ``lock_ahead(session_id)`` before the session's row is locked: the owner locks the
-   rows that come before a session in the order (a run's review);
+   rows that come before a session in the order (a run's review); ``lock_ahead_many``
+   before a bulk transition (``sessions.services.bulk``);
 2. the session row is locked and the transition saved with its audit event;
 3. ``follow(session, action, previous=..., actor=...)`` in the same transaction: the
    owner changes the rows that come after a session (the run, its batches), each with
@@ -40,6 +41,12 @@ class SessionOwner:
 
     def lock_ahead(self, session_id: str) -> None:
         return None
+
+    def lock_ahead_many(self, session_ids: list[str]) -> None:
+        """``lock_ahead`` for a bulk transition of ``session_ids`` (sorted): the rows
+        before them, in a deterministic order. Override to do it in a few statements."""
+        for session_id in session_ids:
+            self.lock_ahead(session_id)
 
     def follow(
         self, session: AgentSession, action: SessionAction, *, previous: str, actor: str

@@ -1,11 +1,14 @@
 """Reads of agent sessions."""
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, F, Func, IntegerField, QuerySet, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KT, KeyTransform
 from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.utils import timezone
@@ -38,7 +41,7 @@ def session_get(session_id: str) -> AgentSession | None:
     session = cache.get(session_id)
     if session is not None:
         return session
-    session = AgentSession.objects.filter(pk=session_id).first()
+    session = session_with_state(AgentSession.objects.filter(pk=session_id)).first()
     if session is not None:
         cache.fill(session)
     return session
@@ -132,8 +135,152 @@ def sessions_archivable(*, older_than_days: int) -> list[str]:
 
 def session_context(session_id: str) -> SessionContext:
     """The session's current context, typed, from PostgreSQL (not the cache)."""
-    raw = AgentSession.objects.filter(pk=session_id).values_list("context", flat=True).first()
-    return SessionContext.load(raw)
+    return SessionContext.load(session_state_read(session_id)[0])
+
+
+# --- composing the whole state (docs/architecture.md, "Session state") ------------------------
+
+_SESSION_STATE_SQL = """
+SELECT s.context, s.metrics, s.account_ids,
+       ARRAY(SELECT x.a FROM (SELECT DISTINCT a FROM agent_session_progress AS p,
+                     unnest(p.processed) AS a WHERE p.session_id = s.session_id) AS x
+              ORDER BY x.a COLLATE "C"),
+       ARRAY(SELECT x.a FROM (
+                  SELECT a FROM agent_session_progress AS p, unnest(p.failed) AS a
+                   WHERE p.session_id = s.session_id
+                  EXCEPT
+                  SELECT a FROM agent_session_progress AS p, unnest(p.processed) AS a
+                   WHERE p.session_id = s.session_id) AS x
+              ORDER BY x.a COLLATE "C"),
+       ARRAY(SELECT u.t FROM agent_session_time AS r, unnest(r.times_ms) WITH ORDINALITY AS u(t, o)
+              WHERE r.session_id = s.session_id ORDER BY r.id, u.o)
+  FROM agent_session AS s
+ WHERE s.session_id = %(session)s
+"""
+
+# As of checkpoint %(sequence)s: the changes newer than it are left out.
+_CHECKPOINT_STATE_SQL = """
+SELECT c.context, c.metrics,
+       COALESCE((SELECT l.account_ids FROM agent_session_account_list AS l
+                  WHERE l.session_id = c.session_id AND l.sequence <= c.sequence
+                  ORDER BY l.sequence DESC LIMIT 1), s.account_ids),
+       ARRAY(SELECT x.a FROM (SELECT DISTINCT a FROM agent_session_progress AS p,
+                     unnest(p.processed) AS a
+                      WHERE p.session_id = c.session_id AND p.sequence <= c.sequence) AS x
+              ORDER BY x.a COLLATE "C"),
+       ARRAY(SELECT x.a FROM (
+                  SELECT a FROM agent_session_progress AS p, unnest(p.failed) AS a
+                   WHERE p.session_id = c.session_id AND p.sequence <= c.sequence
+                  EXCEPT
+                  SELECT a FROM agent_session_progress AS p, unnest(p.processed) AS a
+                   WHERE p.session_id = c.session_id AND p.sequence <= c.sequence) AS x
+              ORDER BY x.a COLLATE "C"),
+       ARRAY(SELECT u.t FROM agent_session_time AS r, unnest(r.times_ms) WITH ORDINALITY AS u(t, o)
+              WHERE r.session_id = c.session_id AND r.sequence <= c.sequence
+              ORDER BY r.id, u.o)
+  FROM agent_session_checkpoint AS c JOIN agent_session AS s ON s.session_id = c.session_id
+ WHERE c.session_id = %(session)s AND c.sequence = %(sequence)s
+"""
+
+State = tuple[dict[str, Any], dict[str, Any]]
+
+_COMPOSED_PARTS = {
+    "composed_processed": """ARRAY(SELECT x.a FROM (
+                  SELECT DISTINCT a FROM agent_session_progress AS p, unnest(p.processed) AS a
+                   WHERE p.session_id = agent_session.session_id) AS x
+              ORDER BY x.a COLLATE "C")""",
+    "composed_failed": """ARRAY(SELECT x.a FROM (
+                  SELECT a FROM agent_session_progress AS p, unnest(p.failed) AS a
+                   WHERE p.session_id = agent_session.session_id
+                  EXCEPT
+                  SELECT a FROM agent_session_progress AS p, unnest(p.processed) AS a
+                   WHERE p.session_id = agent_session.session_id) AS x
+              ORDER BY x.a COLLATE "C")""",
+    "composed_times": """ARRAY(SELECT u.t FROM agent_session_time AS r,
+               unnest(r.times_ms) WITH ORDINALITY AS u(t, o)
+        WHERE r.session_id = agent_session.session_id ORDER BY r.id, u.o)""",
+}
+
+
+class _WithState(QuerySet):
+    def _fetch_all(self) -> None:
+        super()._fetch_all()
+        for session in self._result_cache or ():
+            if isinstance(session, AgentSession) and hasattr(session, "composed_times"):
+                session.state_composed(
+                    *state_compose(
+                        session.stored_context,
+                        session.stored_metrics,
+                        session.account_ids,
+                        session.__dict__.pop("composed_processed"),
+                        session.__dict__.pop("composed_failed"),
+                        session.__dict__.pop("composed_times"),
+                    )
+                )
+
+
+def session_with_state(queryset: QuerySet[AgentSession]) -> QuerySet[AgentSession]:
+    """``queryset`` whose sessions come with their whole context and metrics, composed in
+    the same query (one round trip, as when the row held them whole)."""
+    annotated = queryset.annotate(
+        **{name: RawSQL(sql, []) for name, sql in _COMPOSED_PARTS.items()}
+    )
+    annotated.__class__ = _WithState
+    return annotated
+
+
+def session_state_read(session_id: str) -> State:
+    """The session's whole context and metrics, as the API shows them: the row's small
+    fields with the account list, the account sets and the processing times composed in.
+    ``({}, {})`` if there is no such session."""
+    return _state_read(_SESSION_STATE_SQL, {"session": session_id})
+
+
+def checkpoint_state_read(session_id: str, sequence: int) -> State:
+    """A checkpoint's whole context and metrics, as recovery would restore them."""
+    return _state_read(_CHECKPOINT_STATE_SQL, {"session": session_id, "sequence": sequence})
+
+
+def _state_read(sql: str, params: dict[str, Any]) -> State:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return {}, {}
+    context, metrics, *rest = row
+    # Django's connection hands JSON out as text (JSONField parses it).
+    return state_compose(json.loads(context), json.loads(metrics), *rest)
+
+
+def state_compose(
+    context: dict[str, Any],
+    metrics: dict[str, Any],
+    account_ids: list[str],
+    processed: list[str],
+    failed: list[str],
+    times: list[int],
+) -> State:
+    """The whole context and metrics from a row's JSON and the rows beside it. A row the
+    previous release wrote still carries its account sets and times: they count too."""
+    context, metrics = dict(context), dict(metrics)
+    old_processed = context.get("processed_accounts")
+    old_failed = context.get("failed_accounts")
+    if old_processed or old_failed:
+        done = set(processed) | set(old_processed or ())
+        processed = sorted(done)
+        failed = sorted((set(failed) | set(old_failed or ())) - done)
+    context["processed_accounts"] = processed
+    context["failed_accounts"] = failed
+    context.setdefault("account_ids", account_ids)
+    old_times = metrics.get("account_processing_times_ms") or []
+    metrics["account_processing_times_ms"] = [*old_times, *times]
+    return _jsonb_order(context), _jsonb_order(metrics)
+
+
+def _jsonb_order(value: dict[str, Any]) -> dict[str, Any]:
+    """Keys in the order a JSONB object keeps them (shorter first, then bytewise), so a
+    composed object reads exactly like the one the row used to store whole."""
+    return dict(sorted(value.items(), key=lambda item: (len(item[0].encode()), item[0].encode())))
 
 
 def sessions_with_context(contains: dict[str, Any]) -> QuerySet[AgentSession]:
@@ -185,12 +332,14 @@ class SessionProgress:
 
 
 def _context_int(key: str) -> Coalesce:
-    return Coalesce(Cast(KT(f"context__{key}"), IntegerField()), Value(0))
+    return Coalesce(Cast(KT(f"stored_context__{key}"), IntegerField()), Value(0))
 
 
-def _context_set_size(key: str) -> Coalesce:
-    return Coalesce(
-        Func(KeyTransform(key, "context"), function="jsonb_array_length"),
+def _context_set_size(key: str, counted: str) -> Coalesce:
+    # The count kept beside the progress rows, plus a set the previous release left in
+    # the row (until the session's next write moves it out).
+    return F(counted) + Coalesce(
+        Func(KeyTransform(key, "stored_context"), function="jsonb_array_length"),
         Value(0),
         output_field=IntegerField(),
     )
@@ -207,8 +356,8 @@ def _with_progress(queryset: QuerySet[AgentSession]) -> QuerySet:
         current_batch=_context_int("current_batch"),
         total_batches=_context_int("total_batches"),
         account_count=Func(F("account_ids"), function="cardinality"),
-        processed_count=_context_set_size("processed_accounts"),
-        failed_count=_context_set_size("failed_accounts"),
+        processed=_context_set_size("processed_accounts", "processed_count"),
+        failed=_context_set_size("failed_accounts", "failed_count"),
     )
 
 
@@ -218,13 +367,18 @@ def sessions_active_progress(*, limit: int = 20) -> list[SessionProgress]:
     queryset = AgentSession.objects.filter(status__in=ACTIVE_STATUSES).order_by(
         F("started_at").desc(nulls_last=True), "-session_id"
     )
-    return [SessionProgress(**row) for row in _with_progress(queryset)[:limit]]
+    return [_progress(row) for row in _with_progress(queryset)[:limit]]
 
 
 def session_progress(session_id: str) -> SessionProgress | None:
     """One session's progress (any status), for a live fragment."""
     row = _with_progress(AgentSession.objects.filter(pk=session_id)).first()
-    return SessionProgress(**row) if row else None
+    return _progress(row) if row else None
+
+
+def _progress(row: dict[str, Any]) -> SessionProgress:
+    counts = {"processed_count": row.pop("processed"), "failed_count": row.pop("failed")}
+    return SessionProgress(**row, **counts)
 
 
 @dataclass(frozen=True)

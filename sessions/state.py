@@ -20,6 +20,10 @@ from sessions.exceptions import InvalidSessionState
 
 M = TypeVar("M", bound=BaseModel)
 
+# Fields kept out of the rows' JSON: they grow with the accounts (sessions.models).
+ROW_EXCLUDED_CONTEXT = ("account_ids", "processed_accounts", "failed_accounts")
+ROW_EXCLUDED_METRICS = "account_processing_times_ms"
+
 
 class SessionContext(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -44,6 +48,11 @@ class SessionContext(BaseModel):
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def dump_row(self) -> dict[str, Any]:
+        """What the session row and a checkpoint row store: the small fields (the account
+        list and sets are kept beside them, see ``sessions.models``)."""
+        return self.model_dump(mode="json", exclude=set(ROW_EXCLUDED_CONTEXT))
 
     COUNTERS: frozenset[str] = frozenset(
         {"current_batch", "total_batches", "recommendations_count"}
@@ -118,6 +127,10 @@ class SessionMetrics(BaseModel):
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def dump_row(self) -> dict[str, Any]:
+        """What the rows store: the counters (processing times are kept beside them)."""
+        return self.model_dump(mode="json", exclude={ROW_EXCLUDED_METRICS})
 
     def increment(
         self, counters: dict[str, int], processing_times_ms: list[int] | None = None

@@ -3,6 +3,7 @@
 - ``reviews``: scheduled reviews (create, change, pause, resume, delete, trigger);
 - ``dispatch``, ``outbox``, ``sync``: due reviews into runs, runs onto the broker, the
   beat entries kept in step;
+- ``prepared``: runs due soon prepared in bulk ahead of their time, started in bulk;
 - ``run_start``, ``run_end``, ``run_sessions``: a run's start on a worker, its end, and
   how it follows its session (resume, recovery, an outside end);
 - ``batches``: a batch's fenced lease (claim, renew, record, give back, fail, expire);
@@ -34,6 +35,11 @@ from scheduling.services.outbox import (
     publish_on_commit,
     runs_resend_after_broker_loss,
 )
+from scheduling.services.prepared import (
+    runs_prepare,
+    runs_prepare_request,
+    runs_start_prepared,
+)
 from scheduling.services.reviews import (
     EDITABLE_FIELDS,
     review_create,
@@ -49,6 +55,7 @@ from scheduling.services.run_sessions import (
     queue_runs_keep_alive,
     run_follow_session,
     run_of_session_lock_ahead,
+    runs_of_sessions_lock_ahead,
     runs_recover_interrupted,
 )
 from scheduling.services.run_start import execution_claim, run_hand_out_pending
@@ -99,8 +106,12 @@ __all__ = [
     "run_follow_session",
     "run_hand_out_pending",
     "run_of_session_lock_ahead",
+    "runs_of_sessions_lock_ahead",
+    "runs_prepare",
+    "runs_prepare_request",
     "runs_recover_interrupted",
     "runs_resend_after_broker_loss",
+    "runs_start_prepared",
     "schedules_reconcile",
     "seconds_until_next_due",
     "work_claim",

@@ -39,8 +39,9 @@ def run_lock(execution_id: object) -> ScheduleExecution | None:
     """Lock a run with what comes before it: its review (shared), its session, then the
     run itself; None if it does not exist. A run's review only ever goes away (deleted)
     and its session, once set, never changes, so what was read before the locks holds
-    after them; a queued run has no session yet, and the caller must not lock one later
-    (``run_start`` creates it)."""
+    after them, except that a queued run may be given a session by its preparation
+    (``prepared``) meanwhile: a caller that finds ``session_id`` set on a run it read
+    without one must not lock that session now, but start again."""
     try:
         ids = (
             ScheduleExecution.objects.filter(pk=execution_id)

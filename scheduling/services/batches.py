@@ -356,7 +356,7 @@ def batch_record(
     actor: str,
 ) -> tuple[dict[str, Any], bool]:
     """Record a batch's results if ``token`` still holds it, in one transaction: the
-    ``AccountReview`` rows, the session's metrics and checkpoint, the tool and task
+    ``AccountReview`` rows, the session's metrics, checkpoint and heartbeat, the tool and task
     events, the batch's status and, for the last batch, the run's end. Returns (the
     answer, whether it is a replay): a retry with the same token gets the first answer
     again. ``LeaseLost`` if the token no longer holds the batch (nothing is recorded)."""
@@ -391,6 +391,7 @@ def batch_record(
                 "current_batch": 1,
                 "recommendations_count": summary.recommendations,
             },
+            heartbeat=True,
             actor=actor,
         )
         recorded = hook_events_record(list(events), agent_name=agent, actor=actor)
@@ -417,7 +418,6 @@ def batch_record(
             },
         )
         _finish_if_last(execution, session_status, actor=actor)
-    heartbeat_session_quietly(session_id)
     return answer, False
 
 

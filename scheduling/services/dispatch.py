@@ -7,11 +7,13 @@ first) and, in one transaction per batch, records what happens to each due run a
 
 - a run whose time has come is queued (or skipped because of an overlap, or missed
   because it is older than the catch-up window) and published right after the commit;
-- a run due within the lead time is queued ahead, with ``due_at`` its nominal time; the
-  outbox publishes it at that second. At 09:00 sharp only publishing is left to do for
-  the herd, however large. Reviews with an active run are not prepared ahead (whether
-  the run overlaps is decided when it is due), and a run prepared ahead still checks the
-  overlap policy when a worker claims it.
+- a run due within the lead time is queued ahead, with ``due_at`` its nominal time, and
+  the workers are asked to prepare it (accounts, session, batches:
+  ``scheduling.services.prepared``); at that second the outbox starts it in bulk, or
+  publishes it if it was not prepared. At 09:00 sharp only starting is left to do for
+  the herd, however large. Reviews with an active run are not queued ahead (whether
+  the run overlaps is decided when it is due), and a run queued ahead still checks the
+  overlap policy when it starts.
 
 A run is one (review, nominal time): ``next_run_at`` advances in the same transaction
 that creates the run, under the review's row lock, and the unique constraint on
@@ -28,7 +30,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 
 from audit.models import AuditEventType
@@ -36,30 +37,23 @@ from audit.services import audit_events_record_generated
 from scheduling import conf
 from scheduling.models import (
     ACTIVE_EXECUTION_STATUSES,
+    PRIORITY_RANK,
     ExecutionStatus,
     ExecutionTrigger,
     OverlapPolicy,
     ScheduledReview,
     ScheduleExecution,
-    SchedulePriority,
 )
 from scheduling.recurrence import Recurrence
 from scheduling.services._audit import review_resource
 from scheduling.services.outbox import executions_publish_new
+from scheduling.services.prepared import runs_prepare_request
 from sergas.locking import LockRank, rows_locked
 from sergas.pgcopy import copy_rows
 
 logger = logging.getLogger(__name__)
 
 DISPATCH_ACTOR = "beat:dispatcher"
-
-_PRIORITY_RANK = Case(
-    *(
-        When(priority=priority, then=Value(rank))
-        for rank, priority in enumerate(SchedulePriority.values)
-    ),
-    output_field=IntegerField(),
-)
 
 
 @dataclass
@@ -126,6 +120,7 @@ class _Plan:
     executions: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     publish: list[tuple[uuid.UUID, str]] = field(default_factory=list)
+    prepare: list[tuple[uuid.UUID, str]] = field(default_factory=list)
     next_runs: dict[datetime | None, list[int]] = field(default_factory=lambda: defaultdict(list))
     left_for_later: list[int] = field(default_factory=list)
     result: DispatchResult = field(default_factory=DispatchResult)
@@ -156,6 +151,7 @@ def reviews_dispatch_due(
             for next_run_at, ids in plan.next_runs.items():
                 ScheduledReview.objects.filter(pk__in=ids).update(next_run_at=next_run_at)
         plan.result.published = executions_publish_new(plan.publish)
+        runs_prepare_request(plan.prepare)
         total.add(plan.result)
         if len(due) < batch_size:
             break
@@ -211,7 +207,7 @@ def _lock_due(
     if excluded:
         queryset = queryset.exclude(pk__in=excluded)
     rows = (
-        queryset.annotate(rank=_PRIORITY_RANK)
+        queryset.annotate(rank=PRIORITY_RANK)
         .order_by("next_run_at", "rank", "pk")
         .values_list(*_DUE_FIELDS)[:batch_size]
     )
@@ -383,6 +379,8 @@ def _add(
         plan.result.queued += 1
         if due_at is not None and due_at <= plan.at:
             plan.publish.append((execution_id, review.priority))
+        elif due_at is not None:
+            plan.prepare.append((execution_id, review.priority))
     elif status == ExecutionStatus.SKIPPED_OVERLAP:
         plan.result.skipped += 1
     else:

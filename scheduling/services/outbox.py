@@ -1,4 +1,5 @@
-"""The outbox of review runs: queued executions not yet published to the broker.
+"""The outbox of review runs: queued executions not yet published to the broker (or,
+prepared ahead of their time, not yet started: ``scheduling.services.prepared``).
 
 An execution row is committed first and published after, so a worker never receives a
 run it cannot see. Publishing locks the rows (``SKIP LOCKED``: two publishers never
@@ -14,6 +15,7 @@ from datetime import datetime
 from uuid import UUID
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.models import AuditEventType
@@ -32,16 +34,22 @@ def executions_publish(
     now: datetime | None = None,
     batch_size: int = 1000,
 ) -> int:
-    """Publish queued executions that are due and unpublished (only ``execution_ids``
-    when given), a batch per transaction; returns how many were sent."""
+    """Hand out queued executions that are due and unpublished (only ``execution_ids``
+    when given), a batch per transaction: the prepared ones are started in bulk
+    (``runs_start_prepared``), the others published for a worker to start. Returns how
+    many were started or sent."""
+    from scheduling.services.prepared import runs_start_prepared
+
     ids = list(execution_ids) if execution_ids is not None else None
-    sent = 0
+    sent, single_way = runs_start_prepared(ids, now=now, batch_size=batch_size)
     while True:
         at = now or timezone.now()
         with transaction.atomic():
             pending = ScheduleExecution.objects.select_for_update(skip_locked=True).filter(
                 status=ExecutionStatus.QUEUED, enqueued_at__isnull=True, due_at__lte=at
             )
+            # Prepared runs are the bulk start's, unless it left them to the single way.
+            pending = pending.filter(Q(session__isnull=True) | Q(pk__in=list(single_way)))
             if ids is not None:
                 pending = pending.filter(pk__in=ids)
             rows = list(pending.order_by("due_at").values_list("pk", "priority")[:batch_size])

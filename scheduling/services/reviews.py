@@ -39,6 +39,8 @@ from scheduling.services._audit import record_execution_event, record_review_eve
 from scheduling.services._locks import review_lock
 from scheduling.services.outbox import publish_on_commit
 from scheduling.services.sync import periodic_task_delete, periodic_task_sync
+from sergas.locking import LockRank, rows_locked
+from sessions import services as session_services
 
 # Fields a caller may set; everything else is derived.
 EDITABLE_FIELDS = (
@@ -74,6 +76,9 @@ _SCHEDULE_FIELDS = frozenset(EDITABLE_FIELDS) - {
     "metadata",
     "executor",
 }
+
+# What a run prepared ahead of its time was made from (its accounts).
+_PREPARED_FIELDS = frozenset({"owner_id", "account_filter"})
 
 
 def _lock(review_id: int, *, for_delete: bool = False) -> ScheduledReview:
@@ -131,9 +136,11 @@ def review_validate(review: ScheduledReview) -> None:
     account_source().validate(review.account_filter)
 
 
-def _drop_prepared_runs(review: ScheduledReview, *, actor: str) -> None:
+def _drop_prepared_runs(review: ScheduledReview, *, reason: str, actor: str) -> bool:
     """Runs queued ahead of their time (dispatch lead) that the change makes wrong: they
-    were never published, so they are withdrawn rather than left to run."""
+    were never published, so they are withdrawn rather than left to run, and a session
+    prepared for one (``scheduling.services.prepared``) is cancelled first (the review is
+    locked, then the sessions, then the runs). Returns whether any was withdrawn."""
     prepared = ScheduleExecution.objects.filter(
         review=review,
         trigger=ExecutionTrigger.SCHEDULE,
@@ -141,9 +148,23 @@ def _drop_prepared_runs(review: ScheduledReview, *, actor: str) -> None:
         enqueued_at__isnull=True,
         due_at__gt=timezone.now(),
     )
-    for execution in prepared:
-        record_execution_event(execution, "run_unscheduled", actor=actor)
+    sessions = [s for s in prepared.values_list("session_id", flat=True) if s is not None]
+    session_services.sessions_cancel_unstarted(
+        sessions, reason=f"its run was withdrawn: {reason}", actor=actor
+    )
+    executions = list(prepared.order_by("pk"))
+    rows_locked(LockRank.RUN, [str(execution.pk) for execution in executions])
+    for execution in executions:
+        record_execution_event(
+            execution,
+            "run_unscheduled",
+            actor=actor,
+            metadata={"reason": reason, "session_cancelled": execution.session_id}
+            if execution.session_id
+            else {"reason": reason},
+        )
     prepared.delete()
+    return bool(executions)
 
 
 def _next_run(review: ScheduledReview, after: datetime) -> datetime | None:
@@ -203,7 +224,12 @@ def review_update(
         if not changed:
             return review
         if _SCHEDULE_FIELDS & set(changed):
-            _drop_prepared_runs(review, actor=actor)
+            _drop_prepared_runs(review, reason="schedule changed", actor=actor)
+            review.next_run_at = _next_run(review, timezone.now())
+        elif _PREPARED_FIELDS & set(changed) and _drop_prepared_runs(
+            review, reason="accounts changed", actor=actor
+        ):
+            # Prepared with the old owner or filter: queued (and prepared) again.
             review.next_run_at = _next_run(review, timezone.now())
         review.updated_at = timezone.now()
         review.save()
@@ -224,7 +250,7 @@ def review_pause(review_id: int, *, note: str = "", actor: str = SYSTEM_ACTOR) -
         if not review.enabled:
             raise ReviewStateConflict(ALREADY_PAUSED.format(review_id=review_id))
         now = timezone.now()
-        _drop_prepared_runs(review, actor=actor)
+        _drop_prepared_runs(review, reason="review paused", actor=actor)
         review.enabled = False
         review.paused_note = note.strip()
         review.paused_at = now
@@ -267,7 +293,7 @@ def review_delete(review_id: int, *, actor: str = SYSTEM_ACTOR) -> None:
     with transaction.atomic():
         review = _lock(review_id, for_delete=True)
         record_review_event(review, "review_deleted", actor=actor)
-        _drop_prepared_runs(review, actor=actor)
+        _drop_prepared_runs(review, reason="review deleted", actor=actor)
         periodic_task_delete(review)
         review.delete()
 

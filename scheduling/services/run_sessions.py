@@ -9,11 +9,16 @@ session, in the lock order, and change in the session's transaction.
 
 import logging
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.services import SYSTEM_ACTOR
-from scheduling.models import BatchStatus, ExecutionStatus, ScheduleExecution
+from scheduling.models import (
+    ACTIVE_EXECUTION_STATUSES,
+    BatchStatus,
+    ExecutionStatus,
+    ScheduleExecution,
+)
 from scheduling.publishing import RunMessage, publish_runs
 from scheduling.services._hand_out import batches_hand_out
 from scheduling.services._locks import review_lock_shared, run_lock
@@ -21,6 +26,7 @@ from scheduling.services._moves import run_batches_move, run_move
 from scheduling.services.run_end import run_finish
 from scheduling.transitions import BatchAction, RunAction
 from sergas.errors import DomainError
+from sergas.locking import LockRank, rows_locked
 from sessions import services as session_services
 from sessions.models import AgentSession, SessionStatus
 from sessions.transitions import SessionAction
@@ -39,6 +45,29 @@ def run_of_session_lock_ahead(session_id: str) -> None:
         .first()
     )
     review_lock_shared(review_id)
+
+
+def runs_of_sessions_lock_ahead(session_ids: list[str]) -> None:
+    """``run_of_session_lock_ahead`` for a bulk transition of many sessions: the reviews
+    of their runs (running, or queued with a session prepared for them), shared, in id
+    order, in one statement."""
+    review_ids = sorted(
+        set(
+            ScheduleExecution.objects.filter(
+                session_id__in=session_ids,
+                status__in=ACTIVE_EXECUTION_STATUSES,
+                review_id__isnull=False,
+            ).values_list("review_id", flat=True)
+        )
+    )
+    if not review_ids:
+        return
+    rows_locked(LockRank.REVIEW, review_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM scheduled_review WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE",
+            [review_ids],
+        )
 
 
 def run_follow_session(session: AgentSession, action: SessionAction, *, actor: str) -> None:

@@ -1,11 +1,14 @@
 """Starting a run on a worker (task ``run_review``): its accounts, its session, its
-batches, handed to the in-process runner or to a work queue's agents.
+batches, handed to the in-process runner or to a work queue's agents. A run prepared
+ahead of its time (``scheduling.services.prepared``) that the bulk start left to a worker
+starts here too, with the session and batches made for it.
 
 ``execution_claim`` is idempotent: a duplicated or redelivered message finds the run
 started and only hands out its pending batches again (the broker may have lost them).
 """
 
 import logging
+import math
 
 from django.db import transaction
 from django.utils import timezone
@@ -22,14 +25,14 @@ from scheduling.models import (
     priority_rank,
 )
 from scheduling.services._hand_out import batches_hand_out
-from scheduling.services._locks import run_lock
+from scheduling.services._locks import run_batches_locked, run_lock
 from scheduling.services._moves import run_move
 from scheduling.services.batches import WORKER_ACTOR
 from scheduling.services.run_end import run_finish
 from scheduling.transitions import RunAction
 from sergas.locking import LockRank, rows_locked
 from sessions import services as session_services
-from sessions.models import AgentSession, SessionStatus, SessionType
+from sessions.models import TERMINAL_STATUSES, AgentSession, SessionStatus, SessionType
 
 logger = logging.getLogger(__name__)
 
@@ -56,27 +59,46 @@ def execution_claim(execution_id: str, *, actor: str = WORKER_ACTOR) -> int:
     return 0
 
 
+class _PreparationChanged(Exception):
+    """The run was prepared (given a session), or its preparation discarded, between our
+    look and our lock: its session must be locked before the run, so start again."""
+
+
 def _start(execution_id: str, *, actor: str) -> int:
-    execution = ScheduleExecution.objects.select_related("review").get(pk=execution_id)
-    review = execution.review
-    try:
-        # Before any lock: it may call the CRM and take long.
-        accounts = account_source().resolve(
-            review.owner_id if review else "", review.account_filter if review else {}
-        )
-    except Exception as exc:
-        logger.exception("Accounts of run %s could not be resolved", execution_id)
-        return _fail_unstarted(execution_id, f"accounts not resolved: {exc}", actor=actor)
+    while True:  # a run is prepared once and discarded at most once: this ends
+        execution = ScheduleExecution.objects.select_related("review").get(pk=execution_id)
+        try:
+            if execution.session_id is not None:
+                return _start_prepared(execution_id, actor=actor)
+            review = execution.review
+            try:
+                # Before any lock: it may call the CRM and take long.
+                accounts = account_source().resolve(
+                    review.owner_id if review else "", review.account_filter if review else {}
+                )
+            except Exception as exc:
+                logger.exception("Accounts of run %s could not be resolved", execution_id)
+                return _fail_unstarted(execution_id, f"accounts not resolved: {exc}", actor=actor)
+            return _start_fresh(execution_id, accounts, actor=actor)
+        except _PreparationChanged:
+            continue
+
+
+def _start_fresh(execution_id: str, accounts: list[str], *, actor: str) -> int:
     with transaction.atomic():
         execution = run_lock(execution_id)
         if execution is None or execution.status != ExecutionStatus.QUEUED:
             return 0  # another message started it meanwhile
+        if execution.session_id is not None:
+            raise _PreparationChanged
         if _overlaps(execution):
             _defer_for_overlap(execution, actor=actor)
             return 0
         now = timezone.now()  # after the lock: the publisher's commit happened before
-        session = _session_for(execution, accounts, actor=actor)
         size = conf.runner_batch_size()
+        session = _session_for(
+            execution, accounts, total_batches=math.ceil(len(accounts) / size), actor=actor
+        )
         batches = RunBatch.objects.bulk_create(
             RunBatch(
                 execution=execution,
@@ -90,29 +112,74 @@ def _start(execution_id: str, *, actor: str) -> int:
             for index, start in enumerate(range(0, len(accounts), size))
         )
         rows_locked(LockRank.BATCH, [batch.pk for batch in batches], created=True)
-        session_services.session_update_context(
-            session.session_id, changes={"total_batches": len(batches)}, actor=actor
-        )
-        run_move(
-            execution,
-            RunAction.START,
-            actor=actor,
-            fields={
-                "started_at": now,
-                "start_lag_ms": int((now - execution.nominal_time).total_seconds() * 1000),
-                "session": session,
-            },
-            metadata={
-                "batches": len(batches),
-                "accounts": len(accounts),
-                "executor": execution.executor,
-            },
-        )
-        if not batches:
-            run_finish(execution, succeeded=True, actor=actor)
+        return _started(execution, session, [b.pk for b in batches], len(accounts), actor=actor)
+
+
+def _start_prepared(execution_id: str, *, actor: str) -> int:
+    """A run prepared ahead (``scheduling.services.prepared``) that the bulk start left
+    to a worker: start its session unless it ended meanwhile (then the run ends too)."""
+    with transaction.atomic():
+        execution = run_lock(execution_id)  # review, session, run
+        if execution is None or execution.status != ExecutionStatus.QUEUED:
             return 0
-        batches_hand_out(execution, [batch.pk for batch in batches])
-    return len(batches)
+        if execution.session is None:
+            raise _PreparationChanged
+        if _overlaps(execution):
+            _defer_for_overlap(execution, actor=actor)
+            return 0
+        session = execution.session
+        if session.status in TERMINAL_STATUSES:
+            # Staff cancelled the prepared session before its time: the run ends with it.
+            run_finish(
+                execution,
+                succeeded=False,
+                actor=actor,
+                error=f"session {session.status} before the run started",
+                retryable=session.status == SessionStatus.FAILED,
+            )
+            return 0
+        if session.status == SessionStatus.PENDING:
+            session = session_services.session_start(session.session_id, actor=actor)
+        now = timezone.now()
+        run_batches_locked(execution)
+        pending = list(
+            execution.batches.filter(status=BatchStatus.PENDING).values_list("pk", "account_ids")
+        )
+        RunBatch.objects.filter(pk__in=[pk for pk, _ in pending]).update(available_at=now)
+        accounts = sum(len(ids) for _, ids in pending)
+        return _started(execution, session, [pk for pk, _ in pending], accounts, actor=actor)
+
+
+def _started(
+    execution: ScheduleExecution,
+    session: AgentSession,
+    batch_ids: list[int],
+    accounts: int,
+    *,
+    actor: str,
+) -> int:
+    """The run's move to running, then its batches handed out (or its end, if none)."""
+    now = timezone.now()
+    run_move(
+        execution,
+        RunAction.START,
+        actor=actor,
+        fields={
+            "started_at": now,
+            "start_lag_ms": int((now - execution.nominal_time).total_seconds() * 1000),
+            "session": session,
+        },
+        metadata={
+            "batches": len(batch_ids),
+            "accounts": accounts,
+            "executor": execution.executor,
+        },
+    )
+    if not batch_ids:
+        run_finish(execution, succeeded=True, actor=actor)
+        return 0
+    batches_hand_out(execution, batch_ids)
+    return len(batch_ids)
 
 
 def _fail_unstarted(execution_id: str, error: str, *, actor: str) -> int:
@@ -138,23 +205,44 @@ def _overlaps(execution: ScheduleExecution) -> bool:
 
 
 def _defer_for_overlap(execution: ScheduleExecution, *, actor: str) -> None:
+    """Hold or skip the run (overlap policy). A session prepared for it is cancelled and
+    its batches dropped: a held run starts afresh when released."""
+    prepared = execution.session_id
     held_already = ScheduleExecution.objects.filter(
         review_id=execution.review_id, status=ExecutionStatus.QUEUED, due_at__isnull=True
     ).exists()
+    detach = {"session": None} if prepared else {}
     if execution.review.overlap_policy == OverlapPolicy.BUFFER_ONE and not held_already:
         run_move(
-            execution, RunAction.HOLD, actor=actor, fields={"due_at": None, "enqueued_at": None}
+            execution,
+            RunAction.HOLD,
+            actor=actor,
+            fields={"due_at": None, "enqueued_at": None, **detach},
+            metadata={"session_discarded": prepared} if prepared else None,
         )
-        return
-    run_move(
-        execution,
-        RunAction.SKIP,
-        actor=actor,
-        fields={"finished_at": timezone.now(), "error": "a previous run was still active"},
-    )
+    else:
+        run_move(
+            execution,
+            RunAction.SKIP,
+            actor=actor,
+            fields={
+                "finished_at": timezone.now(),
+                "error": "a previous run was still active",
+                **detach,
+            },
+            metadata={"session_discarded": prepared} if prepared else None,
+        )
+    if prepared:
+        session_services.sessions_cancel_unstarted(
+            [prepared], reason="its run was deferred by the overlap policy", actor=actor
+        )
+        run_batches_locked(execution)
+        execution.batches.all().delete()
 
 
-def _session_for(execution: ScheduleExecution, accounts: list[str], *, actor: str) -> AgentSession:
+def _session_for(
+    execution: ScheduleExecution, accounts: list[str], *, total_batches: int, actor: str
+) -> AgentSession:
     review = execution.review
     session_type = (
         SessionType.ON_DEMAND
@@ -173,7 +261,8 @@ def _session_for(execution: ScheduleExecution, accounts: list[str], *, actor: st
                 "nominal_time": execution.nominal_time.isoformat(),
                 "attempt": execution.attempt,
                 "executor": execution.executor,
-            }
+            },
+            "total_batches": total_batches,
         },
         actor=actor,
     )

@@ -263,6 +263,7 @@ SERGAS_SCHEDULING = {
     "DISPATCH_BATCH_SIZE": env.int("SCHEDULING_DISPATCH_BATCH_SIZE", default=1000),
     "DISPATCH_POLL_SECONDS": env.float("SCHEDULING_DISPATCH_POLL_SECONDS", default=1.0),
     "DISPATCH_LEAD_SECONDS": env.float("SCHEDULING_DISPATCH_LEAD_SECONDS", default=10.0),
+    "PREPARE_BATCH_SIZE": env.int("SCHEDULING_PREPARE_BATCH_SIZE", default=200),
     "BEAT_STANDBY_POLL_SECONDS": env.float("SCHEDULING_BEAT_STANDBY_POLL_SECONDS", default=2.0),
     "RUNNER_BATCH_SIZE": env.int("SCHEDULING_RUNNER_BATCH_SIZE", default=10),
     "BATCH_LEASE_SECONDS": env.int("SCHEDULING_BATCH_LEASE_SECONDS", default=600),
@@ -283,6 +284,11 @@ SERGAS_AGENTS = {
     "MAX_BODY_BYTES": env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024),
     "MAX_JSON_DEPTH": env.int("API_MAX_JSON_DEPTH", default=32),
     "IDEMPOTENCY_TTL_HOURS": env.int("API_IDEMPOTENCY_TTL_HOURS", default=24),
+    # A verified token's requests are admitted without asking Redis for this long (the
+    # delay of a revocation elsewhere), and without reading PostgreSQL for the second
+    # (docs/api.md, "What a request costs").
+    "ADMISSION_SECONDS": env.float("API_ADMISSION_SECONDS", default=1.0),
+    "TOKEN_CACHE_SECONDS": env.float("API_TOKEN_CACHE_SECONDS", default=10.0),
     # Failed authentications (bearer tokens, staff logins) per client address and window,
     # before 429; also the window of their summaries in the audit trail (docs/security.md).
     "AUTH_FAILURE_LIMIT": env.int("AUTH_FAILURE_LIMIT", default=20),

@@ -2,6 +2,12 @@
 bumps its version and records the audit event together."""
 
 from sessions.services._write import lock_session
+from sessions.services.bulk import (
+    NewSession,
+    sessions_cancel_unstarted,
+    sessions_create_many,
+    sessions_start_many,
+)
 from sessions.services.checkpoints import session_checkpoint, session_recover
 from sessions.services.lifecycle import (
     apply_transition,
@@ -32,6 +38,7 @@ from sessions.services.state import (
 __all__ = [
     "CleanupResult",
     "Heartbeat",
+    "NewSession",
     "apply_transition",
     "lock_session",
     "new_session_id",
@@ -50,6 +57,9 @@ __all__ = [
     "session_start",
     "session_update_context",
     "session_update_metrics",
+    "sessions_cancel_unstarted",
     "sessions_cleanup_old",
+    "sessions_create_many",
     "sessions_interrupt_stale",
+    "sessions_start_many",
 ]

@@ -17,6 +17,7 @@ from sessions.exceptions import InvalidSessionId, InvalidSessionState, SessionAl
 from sessions.metrics import observe_session_end
 from sessions.models import TERMINAL_STATUSES, AgentSession, SessionStatus, SessionType
 from sessions.owners import session_owners
+from sessions.services._progress import state_create
 from sessions.services._write import (
     accounts_index,
     lock_session_for_transition,
@@ -76,8 +77,8 @@ def session_create(
         orchestrator_id=orchestrator_id,
         session_type=session_type,
         status=SessionStatus.PENDING,
-        context=typed_context.dump(),
-        metrics=SessionMetrics().dump(),
+        stored_context=typed_context.dump_row(),
+        stored_metrics=SessionMetrics().dump_row(),
         account_ids=typed_context.account_ids,
         owner_id=typed_context.owner_id or "",
         created_by=actor,
@@ -92,6 +93,7 @@ def session_create(
             raise SessionAlreadyExists(session_id) from None
         rows_locked(LockRank.SESSION, [session_id], created=True)
         accounts_index(session_id, session.account_ids)
+        state_create(session, typed_context)
         audit_event_record(
             event_type=AuditEventType.SESSION_LIFECYCLE,
             action="create",

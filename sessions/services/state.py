@@ -11,8 +11,8 @@ from audit.models import AuditEventType
 from audit.services import SYSTEM_ACTOR
 from sessions.exceptions import SessionNotFound, SessionNotRunning
 from sessions.models import TERMINAL_STATUSES, AgentSession, SessionStatus
-from sessions.services._write import accounts_index, lock_session, save_session
-from sessions.state import SessionContext, SessionMetrics
+from sessions.services._progress import context_apply, metrics_apply
+from sessions.services._write import lock_session, save_session
 
 
 def _refuse_if_finished(session: AgentSession, operation: str) -> None:
@@ -32,22 +32,17 @@ def session_update_context(
     with transaction.atomic():
         session = lock_session(session_id, expected_version=expected_version)
         _refuse_if_finished(session, "update_context")
-        context = SessionContext.load(session.context).merge(changes, increments)
-        session.context = context.dump()
-        if context.account_ids != session.account_ids:
-            accounts_index(session_id, context.account_ids)
-        session.account_ids = context.account_ids
-        session.owner_id = context.owner_id or ""
+        fields = context_apply(session, changes, increments)
         return save_session(
             session,
-            fields=["context", "account_ids", "owner_id"],
+            fields=fields,
             event_type=AuditEventType.SESSION_CONTEXT,
             action="update_context",
             actor=actor,
             metadata={
                 "keys": sorted({*changes, *(increments or {})}),
-                "processed": len(context.processed_accounts),
-                "failed": len(context.failed_accounts),
+                "processed": session.processed_count,
+                "failed": session.failed_count,
             },
         )
 
@@ -64,11 +59,10 @@ def session_update_metrics(
     with transaction.atomic():
         session = lock_session(session_id)
         _refuse_if_finished(session, "update_metrics")
-        metrics = SessionMetrics.load(session.metrics).increment(counters, processing_times_ms)
-        session.metrics = metrics.dump()
+        fields = metrics_apply(session, counters, processing_times_ms)
         return save_session(
             session,
-            fields=["metrics"],
+            fields=fields,
             event_type=AuditEventType.SESSION_METRICS,
             action="update_metrics",
             actor=actor,
