@@ -7,6 +7,7 @@ entries further left are whatever the client wrote). django-axes uses the same f
 (``AXES_CLIENT_IP_CALLABLE``), so a lockout and a throttle name the same address.
 """
 
+import functools
 import ipaddress
 
 from django.http import HttpRequest
@@ -50,6 +51,7 @@ def address_key(address: str | None) -> str:
     return str(ip)
 
 
+@functools.lru_cache(maxsize=1024)  # the same few addresses, parsed on every request
 def _valid(value: str | None) -> str | None:
     if not value:
         return None

@@ -5,6 +5,11 @@ callable authenticates, checks the scope and hands the handler a ``Principal`` a
 ``request.auth``. Failures raise domain errors, which the API maps to 401/403. An
 address with too many failed tokens in the current window is refused (429) before the
 token is looked up (``agents.failures``).
+
+A token this process verified recently is not looked up again (``agents.token_cache``),
+and its requests are admitted under a ticket that answers, for a second at a time,
+whether the address is throttled, the token revoked, the caller over its rate
+(``agents.admission``).
 """
 
 import functools
@@ -15,7 +20,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
-from agents import failures
+from agents import admission, failures
 from agents.addresses import client_address
 from agents.exceptions import (
     CredentialsMissing,
@@ -28,10 +33,14 @@ from agents.exceptions import (
 from agents.models import AgentToken, TokenScope
 from agents.services import (
     agent_token_authenticate,
+    agent_token_touch,
     api_authentication_failure_record,
     api_refusal_record,
+    token_hash,
     token_prefix_of,
 )
+from agents.throttling import DECIDED
+from agents.token_cache import token_cache
 from sergas.errors import DomainError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -107,14 +116,21 @@ class ApiAuth(HttpBearer):
                 raise CredentialsMissing  # not an attempt: neither counted nor recorded
             return principal
         scheme, _, raw = header.partition(" ")
-        prefix = token_prefix_of(raw.strip())
+        raw = raw.strip()
+        prefix = token_prefix_of(raw)
         address = client_address(request)
+        bearer = scheme.lower() == self.openapi_scheme
+        digest = token_hash(raw)
+        if bearer and prefix is not None:
+            principal = token_cache().get(digest)
+            if principal is not None and self._admit(request, principal, digest, address):
+                return principal
         # Before any database work: a flood from one address costs one Redis call each.
         failures.throttle(failures.FailureKind.API_TOKEN, address, tried=prefix)
         try:
-            if scheme.lower() != self.openapi_scheme:
+            if not bearer:
                 raise InvalidToken
-            return self.authenticate(request, raw.strip())
+            principal = self.authenticate(request, raw)
         except (InvalidToken, TokenRevoked) as exc:
             api_authentication_failure_record(
                 code=exc.code,
@@ -124,9 +140,36 @@ class ApiAuth(HttpBearer):
                 remote_addr=address,
             )
             raise
+        token_cache().put(digest, principal.token.prefix, principal)  # type: ignore[union-attr]
+        self._admit(request, principal, digest, address)  # its rate, under a lease
+        return principal
 
     def authenticate(self, request: HttpRequest, token: str) -> Principal:
         return Principal.for_token(agent_token_authenticate(token))
+
+    def _admit(
+        self, request: HttpRequest, principal: Principal, digest: str, address: str | None
+    ) -> bool:
+        """Admit a verified token's request (``agents.admission``), leaving its rate
+        decision for ``CallerRateThrottle``; 429 if its address is throttled. False when
+        the long way must answer: a missing scope (refused and recorded by the caller), a
+        revocation mark, Redis unreachable."""
+        token = principal.token
+        if token is None or (self.scope is not None and self.scope not in principal.scopes):
+            return False
+        admitted = admission.admit(
+            digest=digest, prefix=token.prefix, address=address, throttle_key=principal.throttle_key
+        )
+        if admitted is None:
+            return False
+        if admitted.outcome is admission.Outcome.THROTTLED:
+            raise admitted.check.refused()  # type: ignore[union-attr]
+        if admitted.outcome is admission.Outcome.REVOKED:
+            token_cache().forget(token.prefix)
+            return False
+        setattr(request, DECIDED, admitted.rate)
+        agent_token_touch(token)
+        return True
 
 
 read_access = ApiAuth(TokenScope.READ)

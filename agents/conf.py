@@ -34,6 +34,25 @@ def token_touch_seconds() -> int:
     return int(_get("TOKEN_TOUCH_SECONDS", 60))
 
 
+def token_cache_seconds() -> float:
+    """How long a web process trusts a token it verified without asking PostgreSQL again.
+    Revocation reaches every process at once through a mark in Redis; only one revoked
+    while Redis was unreachable may still be accepted by another process this long."""
+    return float(_get("TOKEN_CACHE_SECONDS", 10.0))
+
+
+def admission_seconds() -> float:
+    """How long a web process admits requests of a token it verified without asking
+    Redis (``agents.admission``): the delay before a revocation in another process, or
+    an address's failed-authentication limit, reaches it. 0: ask Redis every request."""
+    return float(_get("ADMISSION_SECONDS", 1.0))
+
+
+def token_cache_maxsize() -> int:
+    """Verified tokens one web process keeps (least recently used go first)."""
+    return int(_get("TOKEN_CACHE_MAXSIZE", 1024))
+
+
 def auth_failure_limit() -> int:
     """Failed authentications one client address may make per window (API bearer tokens
     and staff logins counted apart); after them it gets 429 until the window ends."""

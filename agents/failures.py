@@ -163,17 +163,28 @@ local function keep(kept, member, window_end)
 end
 """
 
-# ARGV: limit, kept, cap, tried, address, member, window end. 1: refuse (counted).
-_THROTTLE = (
+# KEYS 1-4 and ARGV 1-7: limit, kept, cap, tried, address, member, window end. True:
+# refuse (counted). Also part of the API's admission script (agents.admission).
+THROTTLE_LUA = (
     _REMEMBER
     + """
-local failed = tonumber(redis.call('HGET', KEYS[1], 'failed') or '0')
-if failed < tonumber(ARGV[1]) then return 0 end
-redis.call('HINCRBY', KEYS[1], 'throttled', 1)
-remember(KEYS[2], ARGV[4], tonumber(ARGV[3]), 'tried_truncated')
-remember(KEYS[3], ARGV[5], tonumber(ARGV[3]), 'addresses_truncated')
-keep(ARGV[2], ARGV[6], ARGV[7])
-return 1
+local function throttled()
+  local failed = tonumber(redis.call('HGET', KEYS[1], 'failed') or '0')
+  if failed < tonumber(ARGV[1]) then return false end
+  redis.call('HINCRBY', KEYS[1], 'throttled', 1)
+  remember(KEYS[2], ARGV[4], tonumber(ARGV[3]), 'tried_truncated')
+  remember(KEYS[3], ARGV[5], tonumber(ARGV[3]), 'addresses_truncated')
+  keep(ARGV[2], ARGV[6], ARGV[7])
+  return true
+end
+"""
+)
+
+_THROTTLE = (
+    THROTTLE_LUA
+    + """
+if throttled() then return 1 end
+return 0
 """
 )
 
@@ -217,30 +228,50 @@ return 2
 """
 
 
+@dataclass(frozen=True)
+class ThrottleCheck:
+    """The keys and arguments of ``THROTTLE_LUA`` for one attempt."""
+
+    kind: str
+    window: Window
+    limit: int
+    keys: list[str]
+    args: list[Any]
+
+    @classmethod
+    def of(cls, kind: FailureKind, address: str | None, *, tried: str | None) -> "ThrottleCheck":
+        limit = conf.auth_failure_limit()
+        window = Window.at(kind, address_key(address), time.time())
+        return cls(
+            kind=kind,
+            window=window,
+            limit=limit,
+            keys=window.keys(),
+            args=[
+                limit,
+                window.seconds + KEPT_SECONDS,
+                TRIED_KEPT,
+                _bounded(tried),
+                address or "",
+                window.member,
+                window.end,
+            ],
+        )
+
+    def refused(self) -> AuthenticationThrottled:
+        """The 429 of an attempt the script refused (and counted)."""
+        observe_auth_failure(kind=self.kind, outcome=Outcome.THROTTLED)
+        retry_after = max(1, math.ceil(self.window.end - time.time()))
+        return AuthenticationThrottled(self.limit, self.window.seconds, retry_after)
+
+
 def throttle(kind: FailureKind, address: str | None, *, tried: str | None) -> None:
     """Refuse (``AuthenticationThrottled``, 429) an attempt from an address that failed
     ``AUTH_FAILURE_LIMIT`` times in this window, counting it; one Redis call, no
     database. Redis unreachable: let it through."""
-    limit = conf.auth_failure_limit()
-    now = time.time()
-    window = Window.at(kind, address_key(address), now)
-    refused = _redis().call(
-        _store().throttle,
-        keys=window.keys(),
-        args=[
-            limit,
-            window.seconds + KEPT_SECONDS,
-            TRIED_KEPT,
-            _bounded(tried),
-            address or "",
-            window.member,
-            window.end,
-        ],
-    )
-    if not refused:
-        return
-    observe_auth_failure(kind=kind, outcome=Outcome.THROTTLED)
-    raise AuthenticationThrottled(limit, window.seconds, max(1, math.ceil(window.end - now)))
+    check = ThrottleCheck.of(kind, address, tried=tried)
+    if _redis().call(_store().throttle, keys=check.keys, args=check.args):
+        raise check.refused()
 
 
 def failure_count(
@@ -385,6 +416,11 @@ def _store() -> _Store:
 
 
 def _redis() -> RedisGuard:
+    return _store().guard
+
+
+def redis_guard() -> RedisGuard:
+    """The guarded client these counts live on (shared with ``agents.admission``)."""
     return _store().guard
 
 

@@ -18,6 +18,7 @@ from audit.export import JSONL_CONTENT_TYPE, audit_events_jsonl
 from audit.selectors import audit_events_for_session
 from sergas.conditional import expected_version
 from sessions import selectors, services
+from sessions.detail import session_detail
 from sessions.exceptions import SessionNotFound
 from sessions.hooks import hook_events_record
 from sessions.schemas import (
@@ -126,13 +127,14 @@ def list_sessions(request: HttpRequest, filters: Query[SessionFilters]) -> Any:
 
 
 @router.get("/{session_id}", response=SessionDetailOut)
-def get_session(request: HttpRequest, session_id: str, response: HttpResponse) -> Any:
+def get_session(request: HttpRequest, session_id: str) -> HttpResponse:
     """The session with its context and metrics. ``ETag`` is its version."""
-    session = selectors.session_get(session_id)
-    if session is None:
+    detail = session_detail(request, session_id)  # rendered once per cache entry
+    if detail is None:
         raise SessionNotFound(session_id)
-    response["ETag"] = f'"{session.version}"'
-    return session
+    response = HttpResponse(detail.body, content_type=detail.content_type)
+    response["ETag"] = f'"{detail.version}"'
+    return response
 
 
 @router.post("/{session_id}/start", response=SessionOut, auth=write_access)

@@ -6,6 +6,8 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from agents.admission import forget_tickets
+from agents.token_cache import token_cache
 from sessions.cache import session_cache
 
 
@@ -20,6 +22,17 @@ def _isolated_session_cache(settings) -> Iterator[None]:
     session_cache.cache_clear()
     yield
     session_cache.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _empty_token_cache() -> Iterator[None]:
+    """Tokens verified and admitted in one test are not trusted in the next (the database
+    is rolled back, the process's token cache and tickets are not)."""
+    token_cache.cache_clear()
+    forget_tickets()
+    yield
+    token_cache.cache_clear()
+    forget_tickets()
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,7 @@ from agents.services.tokens import (
     agent_token_authenticate,
     agent_token_create,
     agent_token_revoke,
+    agent_token_touch,
     token_hash,
     token_prefix_of,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "agent_token_authenticate",
     "agent_token_create",
     "agent_token_revoke",
+    "agent_token_touch",
     "api_authentication_failure_record",
     "api_refusal_record",
     "auth_failure_summaries_flush",

@@ -1,5 +1,6 @@
 """Agent tokens: issuing, revoking, authenticating (only their SHA-256 is stored)."""
 
+import functools
 import hashlib
 import hmac
 import re
@@ -26,6 +27,7 @@ from agents.exceptions import (
 )
 from agents.models import AgentToken, TokenScope
 from agents.selectors import agent_token_get_by_prefix
+from agents.token_cache import revocation_publish
 from audit.models import AuditEventType
 from audit.services import SYSTEM_ACTOR, audit_event_record
 
@@ -124,6 +126,10 @@ def agent_token_revoke(prefix: str, *, actor: str = SYSTEM_ACTOR) -> AgentToken:
             return token
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        # Every process's cached copy goes: marked now (and again once committed, so the
+        # mark outlives a long transaction); agents.token_cache says why both.
+        revocation_publish(prefix)
+        transaction.on_commit(functools.partial(revocation_publish, prefix))
         audit_event_record(
             event_type=AuditEventType.AUTH,
             action="token_revoke",
@@ -153,11 +159,11 @@ def agent_token_authenticate(raw: str) -> AgentToken:
         raise InvalidToken
     if token.revoked_at is not None:
         raise TokenRevoked(token.prefix, token.revoked_at.isoformat())
-    _touch(token)
+    agent_token_touch(token)
     return token
 
 
-def _touch(token: AgentToken) -> None:
+def agent_token_touch(token: AgentToken) -> None:
     """Record use at most every ``TOKEN_TOUCH_SECONDS``: one write a minute, not a request."""
     now = timezone.now()
     interval = timedelta(seconds=conf.token_touch_seconds())
