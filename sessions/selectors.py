@@ -26,7 +26,7 @@ from sessions.models import (
     SessionStatus,
     searchable_context,
 )
-from sessions.state import SessionContext
+from sessions.state import SessionContext, without_stale_keys
 
 # Newest first; session_id breaks ties between sessions created in the same microsecond.
 LIST_ORDERING = ("-created_at", "-session_id")
@@ -262,7 +262,7 @@ def state_compose(
 ) -> State:
     """The whole context and metrics from a row's JSON and the rows beside it. A row the
     previous release wrote still carries its account sets and times: they count too."""
-    context, metrics = dict(context), dict(metrics)
+    context, metrics = without_stale_keys(context), without_stale_keys(metrics)
     old_processed = context.get("processed_accounts")
     old_failed = context.get("failed_accounts")
     if old_processed or old_failed:

@@ -5,7 +5,7 @@ real types (sets stay sets); ``dump`` gives the canonical JSON form (sets as sor
 """
 
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -23,6 +23,15 @@ M = TypeVar("M", bound=BaseModel)
 # Fields kept out of the rows' JSON: they grow with the accounts (sessions.models).
 ROW_EXCLUDED_CONTEXT = ("account_ids", "processed_accounts", "failed_accounts")
 ROW_EXCLUDED_METRICS = "account_processing_times_ms"
+
+# Releases before 2026-12 declared the counters' names without ``ClassVar``, so pydantic
+# took them for a field: every stored context and metrics carries a "COUNTERS" key, and a
+# client could replace it. Reads drop it; nothing writes it any more.
+STALE_KEYS = frozenset({"COUNTERS"})
+
+
+def without_stale_keys(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if key not in STALE_KEYS}
 
 
 class SessionContext(BaseModel):
@@ -54,7 +63,7 @@ class SessionContext(BaseModel):
         list and sets are kept beside them, see ``sessions.models``)."""
         return self.model_dump(mode="json", exclude=set(ROW_EXCLUDED_CONTEXT))
 
-    COUNTERS: frozenset[str] = frozenset(
+    COUNTERS: ClassVar[frozenset[str]] = frozenset(
         {"current_batch", "total_batches", "recommendations_count"}
     )
 
@@ -110,7 +119,7 @@ class SessionMetrics(BaseModel):
     token_usage: NonNegativeInt = 0
     error_count: NonNegativeInt = 0
 
-    COUNTERS: frozenset[str] = frozenset(
+    COUNTERS: ClassVar[frozenset[str]] = frozenset(
         {
             "total_duration_ms",
             "api_call_count",
@@ -163,7 +172,7 @@ def _validate_accounts(field: str, value: Any) -> list[str]:
 
 def _validate(model: type[M], data: dict[str, Any], where: str) -> M:
     try:
-        return model.model_validate(data)
+        return model.model_validate(without_stale_keys(data))
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"]) or where

@@ -41,11 +41,8 @@ def _as_jsonb(value: dict) -> dict:
 
 
 def _text(value: dict) -> str:
-    """JSON text, keys in order; the ``COUNTERS`` class constants that pydantic dumps (in
-    set order, which varies by process) sorted."""
-    return json.dumps(
-        {k: sorted(v) if k == "COUNTERS" else v for k, v in value.items()}, sort_keys=False
-    )
+    """JSON text, keys in order."""
+    return json.dumps(value, sort_keys=False)
 
 
 def _assert_same(session_id: str, reference: Reference) -> None:
@@ -226,3 +223,43 @@ def test_a_batch_writes_rows_for_what_changed_only():
     assert "processed_accounts" not in checkpoint.stored_context
     assert "account_ids" not in checkpoint.stored_context
     assert "account_processing_times_ms" not in checkpoint.stored_metrics
+
+
+def test_the_counters_names_are_not_part_of_the_state_and_stale_rows_read_without_them():
+    """Releases before 2026-12 dumped the ``COUNTERS`` class constants as fields: into
+    every stored row and the API's answer, and a client could replace them."""
+    session = make_session("running", account_ids=ACCOUNTS)
+    sid = session.session_id
+    services.session_update_context(sid, changes={"COUNTERS": ["owner_id"]})
+    services.session_update_context(sid, changes={}, increments={"current_batch": 2})
+    context, metrics = session_state_read(sid)
+    assert "COUNTERS" not in context
+    assert "COUNTERS" not in metrics
+    assert context["metadata"] == {"COUNTERS": ["owner_id"]}  # an unknown key: metadata
+    assert context["current_batch"] == 2
+    stored = AgentSession.objects.get(pk=sid)
+    assert "COUNTERS" not in stored.context
+    assert "COUNTERS" not in stored.metrics
+
+    # A row and a checkpoint the previous release wrote, with the key in their JSON.
+    services.session_checkpoint(sid, context_changes={"processed_accounts": ACCOUNTS[:3]})
+    before = session_state_read(sid)
+    stale = {"COUNTERS": ["current_batch", "recommendations_count", "total_batches"]}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE agent_session SET context = context || %s::jsonb,"
+            " metrics = metrics || %s::jsonb WHERE session_id = %s",
+            [json.dumps(stale), json.dumps(stale), sid],
+        )
+        cursor.execute(
+            "UPDATE agent_session_checkpoint SET context = context || %s::jsonb"
+            " WHERE session_id = %s",
+            [json.dumps(stale), sid],
+        )
+    assert session_state_read(sid) == before
+    services.session_update_metrics(sid, counters={"api_call_count": 1})  # loads the row
+    assert "COUNTERS" not in session_state_read(sid)[1]
+    services.session_interrupt(sid)
+    services.session_recover(sid)
+    assert "COUNTERS" not in session_state_read(sid)[0]
+    assert "COUNTERS" not in SessionDetailOut.model_validate(session_get(sid)).context
