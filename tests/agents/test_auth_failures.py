@@ -77,7 +77,7 @@ def _assert_throttled(response, *, window: int) -> None:
 class TestWrongTokens:
     @pytest.mark.slow
     def test_a_flood_of_made_up_tokens_is_throttled_and_audited_in_bounded_rows(
-        self, client, settings
+        self, client, settings, caplog
     ):
         limit, window, sent = 10, 1, 3000
         _limits(settings, limit=limit, window=window)
@@ -98,9 +98,15 @@ class TestWrongTokens:
         events = AuditEvent.objects.filter(event_type="auth")
         rows_during = events.count()
 
-        assert set(statuses) == {401, 429}
-        assert statuses[401] <= len(addresses) * windows * limit
-        assert rows_during <= len(addresses) * windows  # one event per address and window
+        # A Redis call slower than its socket timeout (a starved machine) sets Redis
+        # aside for a few seconds, and then every failure is an event of its own (by
+        # design): say so if the bounds below fail that way.
+        stepped_aside = [
+            r.getMessage() for r in caplog.records if "Redis unavailable" in r.getMessage()
+        ]
+        assert set(statuses) == {401, 429}, stepped_aside
+        assert statuses[401] <= len(addresses) * windows * limit, stepped_aside
+        assert rows_during <= len(addresses) * windows, stepped_aside  # one per address, window
         # At most a token lookup per 401 and an insert per event; none for a 429.
         assert len(queries) <= statuses[401] + rows_during
 
