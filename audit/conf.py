@@ -21,6 +21,13 @@ def archive_dir() -> Path:
     return Path(getattr(settings, "AUDIT_ARCHIVE_DIR", settings.BASE_DIR / "var" / "audit-archive"))
 
 
+def auto_repair_max_rows() -> int:
+    """The daily maintenance moves rows out of the default partition by itself when
+    there are at most this many (the move holds the table lock while it copies them);
+    more wait for an operator's ``--repair`` in a quiet hour. 0: never by itself."""
+    return int(getattr(settings, "AUDIT_AUTO_REPAIR_MAX_ROWS", 100_000))
+
+
 def seal_interval_seconds() -> int:
     """How often beat seals new events (the window in which a superuser could alter an
     event without breaking a seal)."""

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from django.db import connection
 from django.db.models import BooleanField, Count, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KT
@@ -30,6 +31,7 @@ from audit.exceptions import (
     ProofUnavailable,
 )
 from audit.models import AuditEvent, AuditSeal, WitnessStatus
+from audit.partitioning import DEFAULT_PARTITION
 from audit.proof import PROOF_FORMAT
 from audit.rows import stream_events
 from audit.witnesses import configured_witnesses
@@ -316,3 +318,20 @@ def audit_witnesses_health() -> WitnessesHealth:
             )
         )
     return WitnessesHealth(head=head, witnesses=witnesses)
+
+
+# Counting stops here: the warning only needs to say "that many or more".
+DEFAULT_ROWS_COUNTED = 1_000_000
+
+
+def audit_default_partition_rows() -> int:
+    """Events waiting in the default partition (written for a month that had no
+    partition; docs/audit.md "The default partition"), counted up to
+    ``DEFAULT_ROWS_COUNTED``. Normally 0, and then an index-free scan of an empty table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {connection.ops.quote_name(DEFAULT_PARTITION)}"
+            " LIMIT %s) AS waiting",
+            [DEFAULT_ROWS_COUNTED],
+        )
+        return int(cursor.fetchone()[0])

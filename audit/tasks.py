@@ -5,16 +5,19 @@ from celery import shared_task
 
 @shared_task(name="audit.tasks.maintain_audit_partitions")
 def maintain_audit_partitions() -> dict[str, Any]:
-    """Periodic (beat, daily): create, repair nothing, retire what retention allows."""
+    """Periodic (beat, daily): create, repair a default partition holding at most
+    ``AUDIT_AUTO_REPAIR_MAX_ROWS`` rows, retire what retention allows."""
     from audit.services import audit_partitions_maintain
 
-    report = audit_partitions_maintain(actor="task:maintain_audit_partitions")
+    report = audit_partitions_maintain(actor="task:maintain_audit_partitions", auto_repair=True)
     return {
         "created": report.created,
         "dropped": report.dropped,
         "deferred": report.deferred,
         "refused": report.refused,
         "default_rows": report.default_rows,
+        "repaired": report.repaired,
+        "repair_declined": report.repair_declined,
     }
 
 

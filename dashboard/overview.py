@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from cachetools import TTLCache
 
-from audit.selectors import audit_tool_calls_per_hour
+from audit.selectors import audit_default_partition_rows, audit_tool_calls_per_hour
 from dashboard import conf
 from dashboard.charts import Chart, Series, lines, stacked_bars
 from scheduling.models import ScheduledReview, ScheduleExecution
@@ -43,6 +43,8 @@ class Overview:
     failed_sessions: list[AgentSession]
     attention_runs: list[ScheduleExecution]
     charts: list[Chart]
+    # Audit events waiting in the default partition: an operator's job (docs/operations.md).
+    audit_default_rows: int = 0
 
 
 def active_sessions() -> list[SessionProgress]:
@@ -87,6 +89,7 @@ def _overview_compute(now: datetime) -> Overview:
             )
         ),
         charts=[outcome_chart(now), start_lag_chart(now), tool_error_chart(now)],
+        audit_default_rows=audit_default_partition_rows(),
     )
 
 

@@ -46,6 +46,8 @@ class MaintenanceReport:
     # Months whose partition cannot be created until ``--repair`` moves those rows.
     blocked: list[str] = field(default_factory=list)
     repaired: dict[str, int] = field(default_factory=dict)
+    # Why an automatic repair was not attempted (too many rows for one lock hold).
+    repair_declined: str = ""
     guards_added: int = 0
     expired: list[ExpiredPartition] = field(default_factory=list)
     archived: list[str] = field(default_factory=list)
@@ -60,6 +62,7 @@ def audit_partitions_maintain(
     *,
     dry_run: bool = False,
     repair: bool = False,
+    auto_repair: bool = False,
     actor: str = SYSTEM_ACTOR,
     now: datetime | None = None,
     on_progress: Progress | None = None,
@@ -68,6 +71,8 @@ def audit_partitions_maintain(
 
     1. With ``repair``, move rows that landed in the default partition into partitions
        of their months (else report them: their months cannot be created meanwhile).
+       ``auto_repair`` (the daily task) repairs when there are at most
+       ``AUDIT_AUTO_REPAIR_MAX_ROWS`` of them, and says why not otherwise.
     2. Create the current month and ``AUDIT_PREMAKE_MONTHS`` after it.
     3. Give every partition its TRUNCATE guard (PostgreSQL does not clone it).
     4. For each partition wholly older than ``AUDIT_RETENTION_MONTHS`` before the
@@ -82,6 +87,8 @@ def audit_partitions_maintain(
     waiting = set(default_partition_months().items())
     report.default_rows = {partition_name(month): count for month, count in waiting}
     months = {month for month, _ in waiting}
+    if months and auto_repair and not repair:
+        repair, report.repair_declined = _auto_repair_allowed(sum(report.default_rows.values()))
     if months and not repair:
         logger.warning(
             "The default audit partition holds events of %s: run"
@@ -99,6 +106,17 @@ def audit_partitions_maintain(
     for expired in report.expired:
         _retire(expired, report, actor=actor, on_progress=on_progress)
     return report
+
+
+def _auto_repair_allowed(rows: int) -> tuple[bool, str]:
+    limit = conf.auto_repair_max_rows()
+    if 0 < rows <= limit:
+        return True, ""
+    return False, (
+        f"{rows} rows in the default partition, more than AUDIT_AUTO_REPAIR_MAX_ROWS ({limit})"
+        " to move under one lock by itself: run `manage.py maintain_audit_partitions"
+        " --repair` in a quiet hour"
+    )
 
 
 def _repair(months: set[datetime], report: MaintenanceReport, actor: str) -> dict[str, int]:

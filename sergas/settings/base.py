@@ -324,6 +324,7 @@ AUDIT_SEAL_MAX_EVENTS = env.int("AUDIT_SEAL_MAX_EVENTS", default=50_000)
 # How long partition DDL (detach, drop, repair) waits for its lock before giving up
 # until the next run, so it never stalls writers queued behind it.
 AUDIT_DDL_LOCK_TIMEOUT_SECONDS = env.int("AUDIT_DDL_LOCK_TIMEOUT_SECONDS", default=10)
+AUDIT_AUTO_REPAIR_MAX_ROWS = env.int("AUDIT_AUTO_REPAIR_MAX_ROWS", default=100_000)
 # Signed seal heads and their witnesses (docs/audit.md, "Witnessed heads"). Development:
 # a key generated under var/ on first use and a file witness under var/. Production
 # (sergas.settings.production) generates nothing and requires both, or the opt-out.

@@ -119,3 +119,26 @@ def test_repair_then_maintenance_again_is_a_no_op(strays):
     again = audit_partitions_maintain(now=NOW, repair=True)
     assert (again.repaired, again.created, again.default_rows) == ({}, [], {})
     assert AuditEvent.objects.count() == events
+
+
+def test_the_daily_task_repairs_a_few_rows_by_itself(strays):
+    from audit.tasks import maintain_audit_partitions
+
+    result = maintain_audit_partitions()  # as beat runs it, in this process
+    assert result["repaired"] == {"audit_event_2031_dec": 3, "audit_event_2040_jan": 2}
+    assert result["repair_declined"] == ""
+    assert _tables(strays["audit_event_2031_dec"]) == {"audit_event_2031_dec"}
+    assert _tables(strays["audit_event_2040_jan"]) == {"audit_event_2040_jan"}
+    assert AuditEvent.objects.filter(action="default_partition_repaired").count() == 1
+    assert audit_trail_verify().ok
+
+
+def test_the_daily_task_leaves_many_rows_to_an_operator(strays, settings):
+    settings.AUDIT_AUTO_REPAIR_MAX_ROWS = 4  # five strays
+    report = audit_partitions_maintain(now=NOW, auto_repair=True)
+    assert report.repaired == {}
+    assert "5 rows in the default partition" in report.repair_declined
+    assert "--repair" in report.repair_declined
+    assert _tables(strays["audit_event_2031_dec"]) == {"audit_event_default"}
+    settings.AUDIT_AUTO_REPAIR_MAX_ROWS = 0  # never by itself
+    assert audit_partitions_maintain(now=NOW, auto_repair=True).repaired == {}

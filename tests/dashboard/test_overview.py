@@ -169,7 +169,7 @@ def test_the_overview_makes_the_same_queries_for_few_or_many_sessions(viewer_cli
     _runs_with_lags([10, 20, 30], timezone.now() - timedelta(hours=2))
     _tool_call("X")
     assert count_queries(viewer_client, OVERVIEW) == few
-    assert few <= 13  # session, user, permissions (2), then one per panel and chart
+    assert few <= 14  # session, user, permissions (2), then one per panel, chart and warning
     fragment = reverse("dashboard:active_sessions")
     assert count_queries(viewer_client, fragment) <= 5  # session, user, permissions, rows
 
@@ -189,3 +189,24 @@ def test_the_overview_aggregates_are_reused_for_a_few_seconds(viewer_client, set
         assert fresh.session_counts["running"] == first.session_counts["running"] + 1
     finally:
         overview._overview_cache = None
+
+
+def test_events_in_the_default_audit_partition_are_a_warning_on_the_overview(
+    viewer_client, settings
+):
+    settings.SERGAS_DASHBOARD = {**settings.SERGAS_DASHBOARD, "OVERVIEW_CACHE_SECONDS": 0}
+    # Transactional tests elsewhere may have left strays (the trail keeps everything).
+    before = viewer_client.get(OVERVIEW).context["overview"].audit_default_rows
+    for minute in range(2):  # a month no partition was made for
+        audit_event_record(
+            event_type="system",
+            actor="test",
+            action="probe",
+            resource="r",
+            timestamp=datetime(2045, 1, 1, 0, minute, tzinfo=UTC),
+        )
+    response = viewer_client.get(OVERVIEW)
+    assert response.context["overview"].audit_default_rows == before + 2
+    page = response.content.decode()
+    assert "data-audit-default-rows" in page
+    assert f"{before + 2} audit events in the default partition" in page
