@@ -116,3 +116,15 @@ def allow_simulation() -> bool:
     """Whether the simulated runner and the synthetic account source may be configured
     (development and tests; production refuses them unless told otherwise)."""
     return bool(_get("ALLOW_SIMULATION", True))
+
+
+def batch_retention_days() -> int:
+    """Days a finished run keeps its batches (lease history) before the daily prune
+    removes them; its results stay. 0: kept forever."""
+    return int(_get("BATCH_RETENTION_DAYS", 30))
+
+
+def execution_retention_days() -> int:
+    """Days a finished run is kept, with its per-account results, before the daily prune
+    removes it (the audit trail keeps its events). 0: kept forever."""
+    return int(_get("EXECUTION_RETENTION_DAYS", 400))

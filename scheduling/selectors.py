@@ -20,6 +20,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from scheduling.models import (
+    FINISHED_EXECUTION_STATUSES,
     AccountReview,
     ExecutionStatus,
     RunBatch,
@@ -305,3 +306,17 @@ def execution_status(execution_id: object) -> str | None:
     return (
         ScheduleExecution.objects.filter(pk=execution_id).values_list("status", flat=True).first()
     )
+
+
+def batches_prunable(cutoff: datetime) -> QuerySet[RunBatch]:
+    """Batches of runs that finished before ``cutoff`` (scheduling.services.pruning)."""
+    return RunBatch.objects.filter(
+        execution__status__in=FINISHED_EXECUTION_STATUSES, execution__finished_at__lt=cutoff
+    ).order_by("pk")
+
+
+def executions_prunable(cutoff: datetime) -> QuerySet[ScheduleExecution]:
+    """Runs that finished before ``cutoff`` (scheduling.services.pruning)."""
+    return ScheduleExecution.objects.filter(
+        status__in=FINISHED_EXECUTION_STATUSES, finished_at__lt=cutoff
+    ).order_by("pk")

@@ -77,3 +77,9 @@ def owner_paths() -> list[str]:
     """Dotted paths of the ``sessions.owners.SessionOwner`` classes every lifecycle
     transition calls (the project lists the scheduling app's run owner)."""
     return list(_get("OWNERS", []))
+
+
+def archive_after_days() -> int:
+    """Days after it finished that the daily prune archives a session (its checkpoints
+    but the last are dropped; its state and audit events stay). 0: never by itself."""
+    return int(_get("ARCHIVE_AFTER_DAYS", 30))

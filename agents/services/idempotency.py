@@ -17,6 +17,8 @@ from agents.exceptions import (
     InvalidIdempotencyKey,
 )
 from agents.models import AgentToken, IdempotencyRecord
+from audit.models import AuditEventType
+from audit.services import SYSTEM_ACTOR, audit_event_record
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -66,9 +68,24 @@ def idempotent_request_execute(
     return StoredResponse(status_code, body, replayed=False)
 
 
-def idempotency_records_prune(*, older_than_hours: int | None = None) -> int:
-    """Delete stored responses past their replay window; returns how many."""
+def idempotency_records_prune(
+    *, older_than_hours: int | None = None, dry_run: bool = False, actor: str = SYSTEM_ACTOR
+) -> int:
+    """Delete stored responses past their replay window, with one audit event saying how
+    many; returns how many (``dry_run``: would delete)."""
     hours = conf.idempotency_ttl_hours() if older_than_hours is None else older_than_hours
     cutoff = timezone.now() - timedelta(hours=hours)
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    expired = IdempotencyRecord.objects.filter(created_at__lt=cutoff)
+    if dry_run:
+        return expired.count()
+    with transaction.atomic():
+        deleted, _ = expired.delete()
+        if deleted:
+            audit_event_record(
+                event_type=AuditEventType.SYSTEM,
+                action="idempotency_records_pruned",
+                actor=actor,
+                resource="api:idempotency",
+                metadata={"count": deleted, "created_before": cutoff.isoformat()},
+            )
     return deleted

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "scheduling.apps.SchedulingConfig",
     "audit.apps.AuditConfig",
     "agents.apps.AgentsConfig",
+    "housekeeping.apps.HousekeepingConfig",
 ]
 
 MIDDLEWARE = [
@@ -227,6 +228,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.maintain_audit_partitions",
         "schedule": 24 * 3600.0,
     },
+    # Finished runs, their batches, finished sessions, by their retentions.
+    "housekeeping-prune": {
+        "task": "housekeeping.tasks.prune",
+        "schedule": 24 * 3600.0,
+    },
 }
 
 # --- Partitioning (psqlextra) --------------------------------------------------------
@@ -238,6 +244,7 @@ POSTGRES_EXTRA_AUTO_EXTENSION_SET_UP = False
 SERGAS_SESSIONS = {
     "CHECKPOINTS_KEPT": env.int("SESSION_CHECKPOINTS_KEPT", default=20),
     "HEARTBEAT_TIMEOUT_SECONDS": env.int("SESSION_HEARTBEAT_TIMEOUT_SECONDS", default=300),
+    "ARCHIVE_AFTER_DAYS": env.int("SESSION_ARCHIVE_AFTER_DAYS", default=30),
     "CACHE_LOCAL_TTL_SECONDS": env.float("SESSION_CACHE_LOCAL_TTL_SECONDS", default=1.0),
     "CACHE_LOCAL_MAXSIZE": env.int("SESSION_CACHE_LOCAL_MAXSIZE", default=1024),
     "CACHE_REDIS_TTL_SECONDS": env.int("SESSION_CACHE_REDIS_TTL_SECONDS", default=60),
@@ -274,6 +281,10 @@ SERGAS_SCHEDULING = {
     "WORK_WAIT_MAX_SECONDS": env.int("SCHEDULING_WORK_WAIT_MAX_SECONDS", default=30),
     "BATCH_MAX_ATTEMPTS": env.int("SCHEDULING_BATCH_MAX_ATTEMPTS", default=3),
     "WAKEUP_FALLBACK_SECONDS": env.float("SCHEDULING_WAKEUP_FALLBACK_SECONDS", default=1.0),
+    # Housekeeping (docs/operations.md): days a finished run keeps its batches, and days
+    # it is kept at all with its results; 0 keeps them forever.
+    "BATCH_RETENTION_DAYS": env.int("SCHEDULING_BATCH_RETENTION_DAYS", default=30),
+    "EXECUTION_RETENTION_DAYS": env.int("SCHEDULING_EXECUTION_RETENTION_DAYS", default=400),
     # The simulated runner and synthetic accounts (production refuses them unless true).
     "ALLOW_SIMULATION": env.bool("SCHEDULING_ALLOW_SIMULATION", default=True),
 }
