@@ -184,6 +184,11 @@ CELERY_BROKER_URL = env.str(
     default=REDIS_URL.replace("unix://", "redis+socket://", 1),
 )
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_DEFAULT_QUEUE", default="celery")
+# The daily audit partition maintenance creates, detaches and drops partitions: DDL that
+# only the tables' owner may run. Give it a queue of its own, consumed by one worker
+# running as the owner, and web and the other workers need no DDL right at all
+# (docs/deployment.md, "Roles"). The default queue by default.
+MAINTENANCE_QUEUE = env.str("MAINTENANCE_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE)
 # RabbitMQ as the broker (CELERY_BROKER_URL=amqp://...): queues with message priorities.
 CELERY_TASK_QUEUE_MAX_PRIORITY = 10
 CELERY_TASK_IGNORE_RESULT = True
@@ -227,6 +232,7 @@ CELERY_BEAT_SCHEDULE = {
     "audit-maintain-partitions": {
         "task": "audit.tasks.maintain_audit_partitions",
         "schedule": 24 * 3600.0,
+        "options": {"queue": MAINTENANCE_QUEUE},
     },
     # Finished runs, their batches, finished sessions, by their retentions.
     "housekeeping-prune": {
