@@ -26,6 +26,7 @@ from audit.archive import (
     verify_archive,
     write_archive,
 )
+from audit.archive_storage import archive_keep
 from audit.exceptions import ArchiveMismatch, PartitionUnverified
 from audit.models import AuditArchive, AuditSeal
 from audit.partitioning import (
@@ -66,7 +67,7 @@ class Retirement:
 
     partition: Partition
     events: int
-    archive: Path
+    archive: str  # where it is kept: a path, or ``audit_archive:<name>`` (archive_storage)
     sha256: str
     seals: list[int]
     written: bool  # False: a matching archive from an interrupted run was reused
@@ -120,6 +121,7 @@ def partition_retire(
     _verify_partition(partition, events, on_progress)
     seals = _covering_seals(partition)
     written, sha256 = _ensure_archive(expired.archive, partition, seals, events, on_progress)
+    kept_at = archive_keep(expired.archive, sha256, partition=partition.name)
     detach_and_drop(partition)
     numbers = [seal.header.number for seal in seals]
     AuditArchive.objects.create(
@@ -129,11 +131,11 @@ def partition_retire(
         event_count=events,
         first_seal=min(numbers) if numbers else None,
         last_seal=max(numbers) if numbers else None,
-        path=str(expired.archive),
+        path=kept_at,
         sha256=sha256,
         dropped_at=timezone.now(),
     )
-    return Retirement(partition, events, expired.archive, sha256, numbers, written)
+    return Retirement(partition, events, kept_at, sha256, numbers, written)
 
 
 def _check_sealed(partition: Partition) -> None:

@@ -285,3 +285,46 @@ def test_the_command_reports_what_it_did_with_progress_bars_on_a_terminal(old_mo
     assert "Archived audit_event_2018_jan (5 events)" in text
     assert "detached and dropped the partition" in text
     assert "Verifying audit_event_2018_jan" in text or "Archiving audit_event_2018_jan" in text
+
+
+@pytest.fixture
+def archive_storage_dir(settings, tmp_path) -> Path:
+    """An archive storage of its own (any Django storage would do), apart from the
+    directory where archives are written and verified first."""
+    kept = tmp_path / "kept"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "audit_archive": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(kept)},
+        },
+    }
+    return kept
+
+
+def test_archives_are_kept_in_the_configured_storage(old_months, archive_dir, archive_storage_dir):
+    report = audit_partitions_maintain(now=NOW)
+    assert report.dropped == ["audit_event_2018_jan", "audit_event_2018_feb"]
+    for name in report.dropped:
+        kept = archive_storage_dir / f"{name}.jsonl.gz"
+        check = verify_archive(kept)  # the stored copy, digest file included
+        assert check.ok, check.problems
+        stored = AuditArchive.objects.get(partition=name)
+        assert (stored.path, stored.sha256) == (str(kept), check.sha256)
+        dropped = AuditEvent.objects.get(action="partition_dropped", resource=f"partition:{name}")
+        assert dropped.metadata["archive"] == str(kept)
+    seal_everything()
+    assert audit_trail_verify().ok
+
+
+def test_a_different_archive_in_the_storage_stops_retention_and_stays(
+    old_months, archive_dir, archive_storage_dir
+):
+    archive_storage_dir.mkdir(parents=True)
+    squatter = archive_storage_dir / "audit_event_2018_jan.jsonl.gz"
+    squatter.write_bytes(b"someone else's file")
+    report = audit_partitions_maintain(now=NOW)
+    assert "a different file is stored under that name" in report.refused["audit_event_2018_jan"]
+    assert "audit_event_2018_jan" in _names()  # not dropped
+    assert squatter.read_bytes() == b"someone else's file"  # evidence is left alone
+    assert report.dropped == ["audit_event_2018_feb"]
