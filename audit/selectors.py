@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from django.db import connection
 from django.db.models import BooleanField, Count, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KT
@@ -30,6 +31,7 @@ from audit.exceptions import (
     ProofUnavailable,
 )
 from audit.models import AuditEvent, AuditSeal, WitnessStatus
+from audit.partitioning import DEFAULT_PARTITION
 from audit.proof import PROOF_FORMAT
 from audit.rows import stream_events
 from audit.witnesses import configured_witnesses
@@ -316,3 +318,46 @@ def audit_witnesses_health() -> WitnessesHealth:
             )
         )
     return WitnessesHealth(head=head, witnesses=witnesses)
+
+
+# --- operations: sealing progress and the default partition (metrics) ---------------------
+
+
+@dataclass(frozen=True)
+class SealProgress:
+    last_sealed_at: datetime | None  # when the newest seal was made; None: no seal yet
+    oldest_unsealed_at: datetime | None  # when the oldest event not sealed yet was recorded
+
+
+# The events not sealed yet are those of transactions from the head's ``xact_to`` on;
+# the BRIN index on xact_id keeps this to the trail's tail.
+_SEAL_PROGRESS_SQL = """
+WITH head AS (SELECT xact_to, sealed_at FROM audit_seal ORDER BY number DESC LIMIT 1)
+SELECT (SELECT sealed_at FROM head),
+       (SELECT min(COALESCE(recorded_at, "timestamp")) FROM audit_event
+         WHERE xact_id >= COALESCE((SELECT xact_to FROM head), 0))
+"""
+
+
+def audit_seal_progress() -> SealProgress:
+    """How far sealing has come: the newest seal's time and the oldest unsealed event's
+    (by ``recorded_at``, the database's clock, not the time the event claims)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SEAL_PROGRESS_SQL)
+        last_sealed_at, oldest_unsealed_at = cursor.fetchone()
+    return SealProgress(last_sealed_at=last_sealed_at, oldest_unsealed_at=oldest_unsealed_at)
+
+
+DEFAULT_PARTITION_COUNT_LIMIT = 100_000
+
+
+def audit_default_partition_rows() -> int:
+    """Rows in the default partition (events whose month had no partition), counted up
+    to ``DEFAULT_PARTITION_COUNT_LIMIT`` so a scrape stays cheap whatever it holds."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {connection.ops.quote_name(DEFAULT_PARTITION)}"
+            " LIMIT %s) AS capped",
+            [DEFAULT_PARTITION_COUNT_LIMIT],
+        )
+        return cursor.fetchone()[0]
