@@ -329,22 +329,22 @@ class SealProgress:
     oldest_unsealed_at: datetime | None  # when the oldest event not sealed yet was recorded
 
 
-# The events not sealed yet are those of transactions from the head's ``xact_to`` on;
-# the BRIN index on xact_id keeps this to the trail's tail.
-_SEAL_PROGRESS_SQL = """
-WITH head AS (SELECT xact_to, sealed_at FROM audit_seal ORDER BY number DESC LIMIT 1)
-SELECT (SELECT sealed_at FROM head),
-       (SELECT min(COALESCE(recorded_at, "timestamp")) FROM audit_event
-         WHERE xact_id >= COALESCE((SELECT xact_to FROM head), 0))
-"""
+# The events not sealed yet are those of transactions from the head's ``xact_to`` on.
+# The bound is sent as a value, not a subquery, so the planner sees how few rows lie
+# past it and takes the BRIN index on xact_id: the trail's tail, not the whole trail.
+_OLDEST_UNSEALED_SQL = (
+    'SELECT min(COALESCE(recorded_at, "timestamp")) FROM audit_event WHERE xact_id >= %s'
+)
 
 
 def audit_seal_progress() -> SealProgress:
     """How far sealing has come: the newest seal's time and the oldest unsealed event's
     (by ``recorded_at``, the database's clock, not the time the event claims)."""
+    head = AuditSeal.objects.order_by("-number").values_list("xact_to", "sealed_at").first()
+    xact_to, last_sealed_at = head if head is not None else (0, None)
     with connection.cursor() as cursor:
-        cursor.execute(_SEAL_PROGRESS_SQL)
-        last_sealed_at, oldest_unsealed_at = cursor.fetchone()
+        cursor.execute(_OLDEST_UNSEALED_SQL, [xact_to])
+        (oldest_unsealed_at,) = cursor.fetchone()
     return SealProgress(last_sealed_at=last_sealed_at, oldest_unsealed_at=oldest_unsealed_at)
 
 
