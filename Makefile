@@ -22,21 +22,26 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(EMBEDDED) $(MAKE) --no-print-directory serve
 
-# Runs inside `make run`, with the database and Redis URLs set.
+# Runs inside `make run`, with the database and Redis URLs set. Web, worker and beat write
+# their metrics to one directory, emptied first, so the web's /metrics shows all three
+# (prometheus_client's multiprocess mode; docs/operations.md).
+METRICS_DIR := $(CURDIR)/var/prometheus
 serve:
+	rm -rf $(METRICS_DIR) && mkdir -p $(METRICS_DIR)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py maintain_audit_partitions
 	$(PY) manage.py seed_demo --agent-token-file var/demo-agent.token
 	@echo ""
 	@echo "  Sergas is starting at http://$(HOST):$(PORT)/  (the dashboard; admin: http://$(HOST):$(PORT)/admin/)"
-	@echo "  Health: http://$(HOST):$(PORT)/healthz   Metrics: http://$(HOST):$(PORT)/metrics"
+	@echo "  Health: http://$(HOST):$(PORT)/readyz   Metrics (web, worker, beat): http://$(HOST):$(PORT)/metrics"
 	@echo "  A demo agent (docs/agent_worker.py) takes the work of the demo-agents queue."
 	@echo "  Press Ctrl-C to stop web, worker, beat, the agent and the embedded servers."
 	@echo ""
 	@# exec: make must wait for honcho itself (not for a shell that a signal kills first),
 	@# so the embedded servers stop only after honcho has stopped web, worker and beat.
 	@# honcho gives each process type its own PORT: the demo agent is told the web's URL.
-	exec env DEBUG=$${DEBUG:-1} SERGAS_DEMO_URL=http://$(HOST):$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
+	exec env DEBUG=$${DEBUG:-1} SERGAS_DEMO_URL=http://$(HOST):$(PORT) PROMETHEUS_MULTIPROC_DIR=$(METRICS_DIR) \
+		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
 
 ## test: ruff, then pytest against real PostgreSQL and Redis
 test: $(STAMP) lint

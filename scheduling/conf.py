@@ -64,6 +64,13 @@ def beat_standby_poll_seconds() -> float:
     return float(_get("BEAT_STANDBY_POLL_SECONDS", 2.0))
 
 
+def beat_leader_stale_seconds() -> float:
+    """A leading beat renews its lock at every tick (at most ``DISPATCH_POLL_SECONDS``
+    apart, longer while it dispatches a herd); past this without one, /readyz calls the
+    leadership stale: the beat hangs, or is cut off while PostgreSQL keeps its lock."""
+    return float(_get("BEAT_LEADER_STALE_SECONDS", 60.0))
+
+
 def runner_batch_size() -> int:
     """Accounts per batch: the unit of work one worker takes, with one checkpoint."""
     return int(_get("RUNNER_BATCH_SIZE", 10))

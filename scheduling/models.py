@@ -46,6 +46,11 @@ def queue_of(executor: str) -> str:
     return executor.removeprefix(QUEUE_EXECUTOR_PREFIX) if executor != WORKER_EXECUTOR else ""
 
 
+def executor_of(queue: str) -> str:
+    """The executor whose batches carry ``queue`` (the inverse of ``queue_of``)."""
+    return f"{QUEUE_EXECUTOR_PREFIX}{queue}" if queue else WORKER_EXECUTOR
+
+
 def priority_rank(priority: str) -> int:
     """0 for critical, 3 for low: the order in which work is handed out."""
     return SchedulePriority.values.index(priority)

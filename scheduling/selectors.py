@@ -5,11 +5,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import (
     Aggregate,
     Count,
     FloatField,
     Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -19,17 +21,20 @@ from django.db.models import (
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from scheduling import conf
 from scheduling.models import (
     FINISHED_EXECUTION_STATUSES,
     AccountReview,
+    BatchStatus,
     ExecutionStatus,
     RunBatch,
     ScheduledReview,
     ScheduleExecution,
+    executor_of,
 )
 from scheduling.recurrence import Recurrence
 from sergas.pagination import Page, keyset_page
-from sessions.models import BULKY_COLUMNS
+from sessions.models import BULKY_COLUMNS, SessionStatus
 
 REVIEW_ORDERING = ("name", "id")
 EXECUTION_ORDERING = ("-nominal_time", "-attempt", "-id")
@@ -320,3 +325,86 @@ def executions_prunable(cutoff: datetime) -> QuerySet[ScheduleExecution]:
     return ScheduleExecution.objects.filter(
         status__in=FINISHED_EXECUTION_STATUSES, finished_at__lt=cutoff
     ).order_by("pk")
+
+
+# --- operations: the work backlog and the beat's leadership (metrics, /readyz) --------------
+
+
+@dataclass(frozen=True)
+class WorkBacklog:
+    executor: str  # "worker" (the in-process runner) or "queue:<name>"
+    pending: int
+    oldest_pending_seconds: float
+
+
+def work_backlog() -> list[WorkBacklog]:
+    """Claimable batches per executor: pending, their run running and its session running
+    (what a claim would take; a paused session's batches wait and are left out), with
+    how long the oldest has been claimable. One statement over the open batches' partial
+    index."""
+    now = timezone.now()
+    rows = (
+        RunBatch.objects.filter(
+            status=BatchStatus.PENDING,
+            execution__status=ExecutionStatus.RUNNING,
+            execution__session__status=SessionStatus.RUNNING,
+        )
+        .order_by()
+        .values("queue")
+        .annotate(pending=Count("pk"), oldest=Min("available_at"))
+        .order_by("queue")
+    )
+    return [
+        WorkBacklog(
+            executor=executor_of(row["queue"]),
+            pending=row["pending"],
+            oldest_pending_seconds=max(0.0, (now - row["oldest"]).total_seconds())
+            if row["oldest"]
+            else 0.0,
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class BeatLeader:
+    backend_pid: int  # the PostgreSQL backend holding the lock
+    address: str  # the beat's address as PostgreSQL sees it; "local" (a socket), "unknown"
+    renewed_seconds: float | None  # since its last tick's statement; None: hidden from us
+
+
+# A bigint advisory key shows in pg_locks as (classid: high 32 bits, objid: low 32 bits,
+# objsubid 1). Activity columns of another role's backend are NULL unless this role may
+# read them (the same role, or pg_read_all_stats).
+_BEAT_LEADERS_SQL = """
+SELECT l.pid,
+       CASE WHEN a.backend_start IS NULL THEN 'unknown'
+            WHEN a.client_addr IS NULL THEN 'local'
+            ELSE host(a.client_addr) END,
+       EXTRACT(EPOCH FROM clock_timestamp() - a.query_start)::float8
+  FROM pg_locks AS l
+  LEFT JOIN pg_stat_activity AS a ON a.pid = l.pid
+ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid
+ ORDER BY l.pid
+"""
+
+
+def beat_leaders() -> list[BeatLeader]:
+    """Who holds beat's leadership lock now (at most one; none while no beat leads), as
+    PostgreSQL's lock table has it. A beat renews it at every tick with a statement on
+    the lock's connection, so ``renewed_seconds`` growing means the leader is stuck or
+    cut off while PostgreSQL still keeps its connection (until TCP keepalives end it)."""
+    key = conf.beat_lock_key()
+    with connection.cursor() as cursor:
+        cursor.execute(_BEAT_LEADERS_SQL, [(key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF])
+        rows = cursor.fetchall()
+    return [
+        BeatLeader(
+            backend_pid=pid,
+            address=address,
+            renewed_seconds=max(0.0, renewed) if renewed is not None else None,
+        )
+        for pid, address, renewed in rows
+    ]

@@ -5,7 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from sergas.api import api
-from sergas.health import healthz
+from sergas.health import healthz, livez, readyz
 from sergas.metrics import metrics
 
 urlpatterns = [
@@ -23,6 +23,9 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", healthz, name="healthz"),
+    # Kubernetes-style probes (sergas/health.py): liveness without dependencies, readiness.
+    path("livez", livez, name="livez"),
+    path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     # django-prometheus's metrics plus ours, right under several processes (sergas.metrics).

@@ -11,6 +11,8 @@ class SessionsConfig(AppConfig):
     def ready(self) -> None:
         from prometheus_client import REGISTRY
 
-        from sessions.metrics import register_collectors
+        from sergas.metrics import database_collector
 
-        register_collectors(REGISTRY)
+        # One process without PROMETHEUS_MULTIPROC_DIR serves its default registry:
+        # the metrics read from the database belong there (sergas.metrics).
+        REGISTRY.register(database_collector())

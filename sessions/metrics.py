@@ -4,19 +4,15 @@ Counters and histograms live in the process that observes them (a web worker ser
 ``POST /api/v1/events``, a Celery worker running a review). Under several processes set
 ``PROMETHEUS_MULTIPROC_DIR``: prometheus_client then keeps them in files there and
 ``/metrics`` adds them up (docs/operations.md). ``orchestrator_active_sessions`` is not
-kept anywhere: a collector counts running and paused sessions in PostgreSQL at scrape
-time, so it cannot drift, go negative, or differ between processes.
+kept anywhere: each scrape counts running and paused sessions in PostgreSQL
+(``sergas.metrics.DatabaseCollector``), so it cannot drift, go negative, or differ
+between processes.
 """
 
-import logging
 from collections.abc import Iterator
 
-from django.db import DatabaseError
 from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector, CollectorRegistry
-
-logger = logging.getLogger(__name__)
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 # Tool calls: a cache hit takes milliseconds, a CRM or LLM call seconds to minutes.
 TOOL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -63,27 +59,11 @@ ACTIVE_SESSIONS = "orchestrator_active_sessions"
 ACTIVE_SESSIONS_HELP = "Sessions running or paused now, counted in PostgreSQL at scrape time."
 
 
-class ActiveSessionsCollector(Collector):
+def database_families() -> Iterator[Metric]:
     """``orchestrator_active_sessions`` from the database, never from increments."""
+    from sessions.selectors import sessions_count_active
 
-    def describe(self) -> list[GaugeMetricFamily]:
-        return [GaugeMetricFamily(ACTIVE_SESSIONS, ACTIVE_SESSIONS_HELP)]
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        from sessions.selectors import sessions_count_active
-
-        try:
-            count = sessions_count_active()
-        except DatabaseError as exc:
-            # A scrape must not fail because PostgreSQL did: the series is absent instead.
-            logger.warning("orchestrator_active_sessions not collected: %s", exc)
-            return
-        yield GaugeMetricFamily(ACTIVE_SESSIONS, ACTIVE_SESSIONS_HELP, value=count)
-
-
-def register_collectors(registry: CollectorRegistry) -> None:
-    """Add the database-derived collectors to ``registry`` (once per registry)."""
-    registry.register(ActiveSessionsCollector())
+    yield GaugeMetricFamily(ACTIVE_SESSIONS, ACTIVE_SESSIONS_HELP, value=sessions_count_active())
 
 
 def observe_session_end(*, session_type: str, status: str, duration_seconds: float) -> None:

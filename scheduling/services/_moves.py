@@ -9,6 +9,7 @@ from django.db import connection
 
 from audit.models import AuditEventType
 from audit.services import audit_events_record_generated
+from scheduling.metrics import observe_batch_move, observe_runs_finished
 from scheduling.models import RunBatch, ScheduleExecution
 from scheduling.services._audit import (
     execution_event_metadata,
@@ -77,6 +78,7 @@ def run_move(
     record_execution_event(
         execution, RUN_EVENTS[action], actor=actor, metadata={"from": previous, **(metadata or {})}
     )
+    observe_runs_finished(target, [execution.executor])
     return execution
 
 
@@ -127,6 +129,7 @@ def runs_move_many(
             }
         )
     audit_events_record_generated(events)
+    observe_runs_finished(target, [execution.executor for execution in executions])
 
 
 def _update_many(
@@ -179,6 +182,7 @@ def batch_move(
         actor=actor,
         metadata={"from": previous, **(metadata or {})},
     )
+    observe_batch_move(action, batch.queue)
     return batch
 
 

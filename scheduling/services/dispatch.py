@@ -35,6 +35,7 @@ from django.utils import timezone
 from audit.models import AuditEventType
 from audit.services import audit_events_record_generated
 from scheduling import conf
+from scheduling.metrics import observe_runs_finished
 from scheduling.models import (
     ACTIVE_EXECUTION_STATUSES,
     PRIORITY_RANK,
@@ -123,6 +124,7 @@ class _Plan:
     prepare: list[tuple[uuid.UUID, str]] = field(default_factory=list)
     next_runs: dict[datetime | None, list[int]] = field(default_factory=lambda: defaultdict(list))
     left_for_later: list[int] = field(default_factory=list)
+    finished: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     result: DispatchResult = field(default_factory=DispatchResult)
 
 
@@ -147,6 +149,8 @@ def reviews_dispatch_due(
             left_for_later += plan.left_for_later
             copy_rows(ScheduleExecution._meta.db_table, _EXECUTION_COLUMNS, plan.executions)
             audit_events_record_generated(plan.events)
+            for status, executors in plan.finished.items():
+                observe_runs_finished(status, executors)
             # The herd shares a handful of next run times: one UPDATE per distinct value.
             for next_run_at, ids in plan.next_runs.items():
                 ScheduledReview.objects.filter(pk__in=ids).update(next_run_at=next_run_at)
@@ -381,7 +385,9 @@ def _add(
             plan.publish.append((execution_id, review.priority))
         elif due_at is not None:
             plan.prepare.append((execution_id, review.priority))
-    elif status == ExecutionStatus.SKIPPED_OVERLAP:
-        plan.result.skipped += 1
     else:
-        plan.result.missed += 1
+        plan.finished[status].append(review.executor)
+        if status == ExecutionStatus.SKIPPED_OVERLAP:
+            plan.result.skipped += 1
+        else:
+            plan.result.missed += 1

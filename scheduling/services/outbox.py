@@ -21,6 +21,7 @@ from django.utils import timezone
 from audit.models import AuditEventType
 from audit.services import SYSTEM_ACTOR, audit_event_record
 from scheduling import conf
+from scheduling.metrics import observe_dispatch_lags
 from scheduling.models import ExecutionStatus, ScheduleExecution
 from scheduling.publishing import RunMessage, publish_runs
 from sessions.models import SessionStatus
@@ -64,9 +65,12 @@ def _publish_and_stamp(rows: list[tuple[UUID, str]]) -> None:
     publish_runs(RunMessage(str(pk), priority) for pk, priority in rows)
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE schedule_execution SET enqueued_at = %s WHERE id = ANY(%s)",
+            "UPDATE schedule_execution SET enqueued_at = %s WHERE id = ANY(%s)"
+            " RETURNING trigger, EXTRACT(EPOCH FROM enqueued_at - due_at)::float8",
             [timezone.now(), [pk for pk, _ in rows]],
         )
+        lags = cursor.fetchall()
+    observe_dispatch_lags((trigger, lag) for trigger, lag in lags if lag is not None)
 
 
 def executions_publish_new(runs: list[tuple[UUID, str]]) -> int:

@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from scheduling import conf
 from scheduling.accounts import account_source
+from scheduling.metrics import observe_dispatch_lags, observe_prepared_start
 from scheduling.models import (
     PRIORITY_RANK,
     BatchStatus,
@@ -285,6 +286,7 @@ def runs_start_prepared(
     their chunk failed)."""
     started = 0
     refused: set[UUID] = set()
+    reasons: dict[str, int] = defaultdict(int)  # why runs were left (metrics)
     while True:
         at = now or timezone.now()
         due = ScheduleExecution.objects.filter(
@@ -306,17 +308,22 @@ def runs_start_prepared(
             break
         startable, left = _without_overlaps(rows)
         refused |= left
+        reasons["overlap"] += len(left)
         try:
             done = _start_chunk(startable, actor=actor)
         except Exception:
             logger.exception("Bulk start of %d prepared run(s) failed", len(startable))
             done = set()
+            reasons["error"] += len(startable)
+        else:
+            reasons["session"] += len(startable) - len(done)
         started += len(done)
         refused |= {pk for pk, *_ in startable if pk not in done}
         if len(rows) < batch_size:
             break
     if started:
         logger.info("Started %d prepared run(s) in bulk", started)
+    observe_prepared_start(started, reasons)
     return started, refused
 
 
@@ -363,6 +370,7 @@ def _start_chunk(rows: list[tuple[Any, ...]], *, actor: str) -> set[UUID]:
                 "priority",
                 "executor",
                 "session_id",
+                "due_at",
             )
             .order_by("pk")
         )
@@ -392,6 +400,9 @@ def _start_chunk(rows: list[tuple[Any, ...]], *, actor: str) -> set[UUID]:
             },
         )
         _hand_out(executions, batches)
+        observe_dispatch_lags(
+            (e.trigger, (at - e.due_at).total_seconds()) for e in executions if e.due_at
+        )
     return set(ids)
 
 

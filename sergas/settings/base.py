@@ -278,6 +278,8 @@ SERGAS_SCHEDULING = {
     "DISPATCH_LEAD_SECONDS": env.float("SCHEDULING_DISPATCH_LEAD_SECONDS", default=10.0),
     "PREPARE_BATCH_SIZE": env.int("SCHEDULING_PREPARE_BATCH_SIZE", default=200),
     "BEAT_STANDBY_POLL_SECONDS": env.float("SCHEDULING_BEAT_STANDBY_POLL_SECONDS", default=2.0),
+    # /readyz and the alerts call a leader stale past this without a tick (docs/operations.md).
+    "BEAT_LEADER_STALE_SECONDS": env.float("SCHEDULING_BEAT_LEADER_STALE_SECONDS", default=60.0),
     "RUNNER_BATCH_SIZE": env.int("SCHEDULING_RUNNER_BATCH_SIZE", default=10),
     "BATCH_LEASE_SECONDS": env.int("SCHEDULING_BATCH_LEASE_SECONDS", default=600),
     "SIMULATED_ACCOUNT_MS": env.int("SCHEDULING_SIMULATED_ACCOUNT_MS", default=50),

@@ -155,3 +155,35 @@ def _get_when_up(url, server, httpx):
         except httpx.TransportError:
             time.sleep(0.1)
     raise AssertionError("serve_metrics never answered")
+
+
+@pytest.mark.django_db(transaction=True)  # the outage closes the test's connection
+def test_a_scrape_with_postgresql_unreachable_succeeds_without_the_database_metrics(caplog):
+    """A real outage: the first database reader fails to connect and the others are not
+    tried (each would wait for the connect timeout again)."""
+    from django.test import Client
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.test_availability import database_unreachable
+
+    assert value(scrape(), "sergas_metrics_database_up") == 1
+    with database_unreachable():
+        response = Client(raise_request_exception=False).get("/metrics")
+    assert response.status_code == 200
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+    }
+    assert samples["sergas_metrics_database_up"] == 0
+    for absent in (
+        "orchestrator_active_sessions",
+        "sergas_beat_leaders",
+        "sergas_work_pending_batches",
+        "sergas_audit_unsealed_age_seconds",
+        "sergas_audit_default_partition_rows",
+    ):
+        assert absent not in samples
+    assert any(name.startswith("django_http_requests") for name in samples)
+    failures = [r for r in caplog.records if "Database metrics not collected" in r.getMessage()]
+    assert len(failures) == 1

@@ -9,7 +9,7 @@ from sergas.metrics import metrics_registry, multiprocess_dir
 
 class Command(BaseCommand):
     help = (
-        "Serve the metrics that this host's processes (Celery workers) wrote to "
+        "Serve the metrics that this host's processes (Celery workers, beat) wrote to "
         "PROMETHEUS_MULTIPROC_DIR, for a host that runs no web process. Runs until stopped."
     )
 
@@ -23,7 +23,8 @@ class Command(BaseCommand):
                 "PROMETHEUS_MULTIPROC_DIR is not set: another process's metrics live in its "
                 "own memory. Set it (the same directory) for the workers and this command."
             )
-        # The database gauge is exported by the web processes only, never twice.
+        # The metrics read from the database are exported by the web processes only:
+        # summing targets must not count them once more per host.
         start_http_server(port, addr=address, registry=metrics_registry(with_database=False))
         self.stdout.write(f"Serving {multiprocess_dir()} on http://{address}:{port}/metrics")
         while True:
