@@ -19,6 +19,7 @@ BEGIN
 END
 $$;
 
--- The sealer leaves out of its horizon the transactions it sees running in other
--- databases of the server; without this it cannot see them and seals wait for them.
+-- Sessions of other roles and databases in pg_stat_activity: the sealer leaves out of
+-- its horizon the transactions running in other databases (else seals wait for them),
+-- and /metrics shows which beat leads and from where.
 GRANT pg_read_all_stats TO sergas_app;
