@@ -5,6 +5,9 @@ import io
 import json
 import logging
 import logging.config
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -223,6 +226,23 @@ def test_a_task_logs_with_the_id_of_the_request_that_enqueued_it(agent_api, cele
         AuditEvent.objects.filter(metadata__request_id=request_id).values_list("actor", flat=True)
     )
     assert {"agent:ops-bot", "worker:run_review"} <= actors
+
+
+def test_production_writes_json_and_other_settings_text():
+    code = "from django.conf import settings; print(settings.LOGGING['formatters'].popitem()[0])"
+
+    def formatter(module: str, **env: str) -> str:
+        environment = {**os.environ, "DJANGO_SETTINGS_MODULE": module, **env}
+        environment.pop("LOG_FORMAT", None)
+        answer = subprocess.run(
+            [sys.executable, "-c", code], env=environment, capture_output=True, text=True
+        )
+        assert answer.returncode == 0, answer.stderr
+        return answer.stdout.strip()
+
+    secret = "s3cr3t-" + "k" * 40 + "-abcdefgh"
+    assert formatter("sergas.settings.production", SECRET_KEY=secret, ALLOWED_HOSTS="x") == "json"
+    assert formatter("sergas.settings.base") == "text"
 
 
 def test_an_unknown_log_format_is_refused():

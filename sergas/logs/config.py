@@ -3,6 +3,8 @@
 Imported by the settings modules, so it needs nothing of Django's set up.
 """
 
+import logging
+import logging.config
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -51,3 +53,10 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
             "django.server": {"handlers": [], "level": level, "propagate": True},
         },
     }
+
+
+def configure(config: dict[str, Any]) -> None:
+    """``LOGGING_CONFIG``: the configuration, and Python's warnings as records of the
+    ``py.warnings`` logger, so they come out in the same format instead of as raw text."""
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)

@@ -324,6 +324,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = SERGAS_AGENTS["MAX_BODY_BYTES"]
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
+LOGGING_CONFIG = "sergas.logs.config.configure"
 
 # --- Audit trail (read through audit/conf.py; docs/audit.md) ---------------------------
 # Partitions made ahead of the current month, and months kept before a partition is
