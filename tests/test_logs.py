@@ -195,7 +195,9 @@ def test_an_audit_event_recorded_outside_requests_has_no_request_id():
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_task_logs_with_the_id_of_the_request_that_enqueued_it(agent_api, celery_processes):
-    worker = celery_processes.worker("--pool", "solo", LOG_FORMAT="json")
+    worker = celery_processes.worker(
+        "--pool", "solo", LOG_FORMAT="json", SCHEDULING_SIMULATED_FAILURE_RATE="0"
+    )
     worker.wait_for_log("ready")
     review = make_review(account_filter={"count": 3})
     request_id = "req-trigger-0001"
@@ -210,6 +212,10 @@ def test_a_task_logs_with_the_id_of_the_request_that_enqueued_it(agent_api, cele
         what="the triggered run",
     )
 
+    # The batch task logs its success just after committing the run's end.
+    worker.wait_for_log(
+        '"logger": "celery.app.trace", "message": "Task scheduling.tasks.run_review_batch'
+    )
     # The worker's own lines are JSON (Celery's banner, printed, is not a log line).
     lines = [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
     traced = [line for line in lines if line.get("request_id") == request_id]
