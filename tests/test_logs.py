@@ -234,6 +234,27 @@ def test_a_task_logs_with_the_id_of_the_request_that_enqueued_it(agent_api, cele
     assert {"agent:ops-bot", "worker:run_review"} <= actors
 
 
+@pytest.mark.django_db
+def test_a_task_run_in_its_callers_thread_extends_the_callers_context_and_gives_it_back():
+    from scheduling.tasks import publish_due_runs
+
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(dict(context.current()))
+    logging.getLogger("celery.app.trace").addHandler(handler)
+    token = context.replace({"request_id": "req-eager-0001", "actor": "staff:ana"})
+    try:
+        result = publish_due_runs.apply()
+        after = dict(context.current())
+    finally:
+        context.reset(token)
+        logging.getLogger("celery.app.trace").removeHandler(handler)
+
+    assert after == {"request_id": "req-eager-0001", "actor": "staff:ana"}
+    assert seen
+    assert seen[-1] == {**after, "task_id": result.id}
+
+
 def test_production_writes_json_and_other_settings_text():
     code = "from django.conf import settings; print(settings.LOGGING['formatters'].popitem()[0])"
 
