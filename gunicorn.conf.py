@@ -1,17 +1,21 @@
 """gunicorn reads this file from the working directory: ``gunicorn sergas.wsgi``.
 
-Only what metrics need under several workers, and the refusal to start with a
-configuration the system checks call an error, are set here; bind, workers and timeouts
-stay on the command line. See docs/operations.md, "Metrics under several processes".
+Only what metrics need under several workers, the refusal to start with a configuration
+the system checks call an error, and gunicorn's own lines in the project's log format are
+set here; bind, workers and timeouts stay on the command line. See docs/operations.md,
+"Metrics under several processes" and "Logs".
 """
 
 import os
 from typing import Any
 
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sergas.settings.base")
+
+logger_class = "sergas.logs.gunicorn.GunicornLogger"
+
 
 def on_starting(server: Any) -> None:
     """Refuse to serve a configuration the system checks call an error (sergas.startup)."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sergas.settings.base")
     from sergas.startup import refuse_to_start_on_errors
 
     refuse_to_start_on_errors("gunicorn")

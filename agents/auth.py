@@ -42,6 +42,7 @@ from agents.services import (
 from agents.throttling import DECIDED
 from agents.token_cache import token_cache
 from sergas.errors import DomainError
+from sergas.logs import context as log_context
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -96,6 +97,9 @@ class ApiAuth(HttpBearer):
 
     def __call__(self, request: HttpRequest) -> Principal:
         principal = self._principal(request)
+        log_context.bind(
+            actor=principal.actor, token_prefix=principal.token.prefix if principal.token else None
+        )
         try:
             if principal.read_only and request.method not in SAFE_METHODS:
                 raise StaffReadOnly

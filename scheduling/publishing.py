@@ -11,6 +11,10 @@ bytes kombu stored and where, and from then on writes run messages itself by put
 run id (and a fresh delivery tag) into that template, many per ``LPUSH`` in one pipeline.
 The messages are byte for byte what kombu would have written (kombu wrote the template),
 so any Celery worker consumes them. Other brokers (RabbitMQ) get kombu's own path.
+
+Runs published within a request (a trigger, a recovery) or a task that carries its id
+carry the request id as a header (``sergas.logs.tasks``): a template of its own holds a
+stand-in for it.
 """
 
 import base64
@@ -25,12 +29,14 @@ from typing import Any
 
 from scheduling import conf
 from scheduling.models import PRIORITY_MESSAGE_LEVEL
+from sergas.logs.tasks import REQUEST_ID_HEADER, task_headers
 
 RUN_TASK = "scheduling.tasks.run_review"
 BATCH_TASK = "scheduling.tasks.run_review_batch"
 PREPARE_TASK = "scheduling.tasks.prepare_runs"
 _SENTINEL = "00000000-0000-4000-8000-5e0715e17e1a"  # stands for the argument
 _SENTINEL_ID = "00000000-0000-4000-8000-1d0f5e071e1d"  # stands for the task id
+_SENTINEL_REQUEST_ID = "sergas-request-id-5e0715e17e1a"  # stands for the request id
 _REDIS_SCHEMES = {"redis", "rediss", "redis+socket", "socket"}
 # Lives beside the queues in the broker's Redis database, so it is lost exactly when they
 # are: a restart without persistence, a FLUSHDB, a failover to an empty replica. Followed
@@ -65,9 +71,10 @@ def publish_runs(messages: Iterable[RunMessage], *, queue: str | None = None) ->
     if not messages:
         return 0
     queue = queue or conf.review_queue()
+    request_id = task_headers().get(REQUEST_ID_HEADER)
     if app.conf.broker_url.split(":", 1)[0] in _REDIS_SCHEMES:
-        return _redis_publisher(queue).publish(messages)
-    return _publish_with_kombu(messages, queue)
+        return _redis_publisher(queue).publish(messages, request_id=request_id)
+    return _publish_with_kombu(messages, queue, request_id=request_id)
 
 
 def _broker_client() -> Any | None:
@@ -101,15 +108,24 @@ def broker_marker_set() -> None:
         client.set(broker_marker_key(), timezone.now().isoformat())
 
 
-def _task_message(task: str, task_id: str, arg: str) -> Any:
+def _task_message(task: str, task_id: str, arg: str, request_id: str | None) -> Any:
     from sergas.celery import app
 
-    return app.amqp.create_task_message(
+    message = app.amqp.create_task_message(
         task_id, task, (arg,), {}, argsrepr=f"('{arg}',)", kwargsrepr="{}"
     )
+    if request_id is not None:
+        message.headers[REQUEST_ID_HEADER] = request_id
+    return message
 
 
-def _publish_with_kombu(messages: list[RunMessage], queue: str, *, connection: Any = None) -> int:
+def _publish_with_kombu(
+    messages: list[RunMessage],
+    queue: str,
+    *,
+    connection: Any = None,
+    request_id: str | None = None,
+) -> int:
     from sergas.celery import app
 
     with app.producer_or_acquire(
@@ -119,13 +135,17 @@ def _publish_with_kombu(messages: list[RunMessage], queue: str, *, connection: A
         # dropped (AMQP): declare it as Celery's workers do (with x-max-priority).
         app.amqp.queues.select_add(queue)(producer.channel).declare()
         with producer.batch(max_size=1000):
-            _publish_each(producer, messages, queue)
+            _publish_each(producer, messages, queue, request_id)
     return len(messages)
 
 
-def _publish_each(producer: Any, messages: list[RunMessage], queue: str) -> None:
+def _publish_each(
+    producer: Any, messages: list[RunMessage], queue: str, request_id: str | None
+) -> None:
     for message in messages:
-        task_message = _task_message(message.task, message.task_id, message.execution_id)
+        task_message = _task_message(
+            message.task, message.task_id, message.execution_id, request_id
+        )
         producer.publish(
             task_message.body,
             exchange="",
@@ -148,21 +168,24 @@ class _RedisRunPublisher:
 
         self.queue = queue
         self._client = app.connection_for_write().default_channel.client
-        # (task, priority level) -> (list key, message template, sentinel body, tag)
-        self._templates: dict[tuple[str, int], tuple[str, str, bytes, str]] = {}
+        # (task, priority level, with a request id) -> (list key, message template,
+        # sentinel body, tag)
+        self._templates: dict[tuple[str, int, bool], tuple[str, str, bytes, str]] = {}
         self._lock = threading.Lock()
 
-    def _template(self, task: str, level: int) -> tuple[str, str, bytes, str]:
+    def _template(self, task: str, level: int, traced: bool) -> tuple[str, str, bytes, str]:
         with self._lock:
-            if (task, level) not in self._templates:
-                self._templates[(task, level)] = self._capture(task, level)
-            return self._templates[(task, level)]
+            if (task, level, traced) not in self._templates:
+                self._templates[(task, level, traced)] = self._capture(task, level, traced)
+            return self._templates[(task, level, traced)]
 
-    def _capture(self, task: str, level: int) -> tuple[str, str, bytes, str]:
+    def _capture(self, task: str, level: int, traced: bool) -> tuple[str, str, bytes, str]:
         from sergas.celery import app
 
         scratch = f"sergas.publish-template.{uuid.uuid4().hex}"
-        task_message = _task_message(task, _SENTINEL_ID, _SENTINEL)
+        task_message = _task_message(
+            task, _SENTINEL_ID, _SENTINEL, _SENTINEL_REQUEST_ID if traced else None
+        )
         with app.producer_or_acquire() as producer:
             producer.publish(
                 task_message.body,
@@ -185,12 +208,15 @@ class _RedisRunPublisher:
             stored["properties"]["delivery_tag"],
         )
 
-    def publish(self, messages: list[RunMessage]) -> int:
+    def publish(self, messages: list[RunMessage], *, request_id: str | None = None) -> int:
+        """``request_id``: sane (``sergas.logs``), so it goes into the JSON text as it is."""
         by_key: dict[str, list[str]] = defaultdict(list)
         for message in messages:
             key, template, body, tag = self._template(
-                message.task, PRIORITY_MESSAGE_LEVEL[message.priority]
+                message.task, PRIORITY_MESSAGE_LEVEL[message.priority], request_id is not None
             )
+            if request_id is not None:
+                template = template.replace(_SENTINEL_REQUEST_ID, request_id)
             arg = message.execution_id
             encoded = base64.b64encode(body.replace(_SENTINEL.encode(), arg.encode()))
             by_key[key].append(

@@ -7,6 +7,8 @@ from typing import Any
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from sergas.logs import context as log_context
+
 logger = logging.getLogger(__name__)
 
 # PostgreSQL unreachable (restarting, failing over) or a lock timeout: without a retry the
@@ -33,6 +35,7 @@ def run_review(execution_id: str) -> int:
     batch. Idempotent: a duplicate delivery publishes nothing new that matters."""
     from scheduling.services import execution_claim
 
+    log_context.bind(execution_id=execution_id)
     return execution_claim(execution_id)
 
 
@@ -64,6 +67,7 @@ def run_review_batch(self: Any, batch_id: str, own_token: str | None = None) -> 
     taking the batch back from itself (``own_token``) and reviewing it again."""
     from scheduling.services import batch_claim, batch_review
 
+    log_context.bind(batch_id=batch_id)  # its run and session once claimed
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     claim = batch_claim(
         int(batch_id),

@@ -5,11 +5,25 @@ from typing import Any
 
 from celery import Celery, signals
 
+# Its receivers carry the request id into the tasks a request enqueues, and the task's
+# ids into the task's lines.
+import sergas.logs.tasks  # noqa: F401
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sergas.settings.base")
 
 app = Celery("sergas")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.setup_logging.connect
+def _log_as_configured(**kwargs: Any) -> None:
+    """Workers and beat log through ``LOGGING`` (LOG_FORMAT, LOG_LEVEL) like every other
+    process, instead of Celery's own handlers and ``--loglevel``."""
+    from django.conf import settings
+    from django.utils.log import configure_logging
+
+    configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)
 
 
 @signals.worker_init.connect

@@ -8,6 +8,7 @@ from django.db import connection
 
 from agents.admission import forget_tickets
 from agents.token_cache import token_cache
+from sergas.logs import context as log_context
 from sessions.cache import session_cache
 
 
@@ -33,6 +34,14 @@ def _empty_token_cache() -> Iterator[None]:
     yield
     token_cache.cache_clear()
     forget_tickets()
+
+
+@pytest.fixture(autouse=True)
+def _empty_log_context() -> Iterator[None]:
+    """A request whose streamed response a test never read leaves its ids bound (the
+    server would close it; the test client waits for the read): not into the next test."""
+    yield
+    log_context.clear()
 
 
 @pytest.fixture(autouse=True)

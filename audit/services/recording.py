@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from audit.canonical import EVENT_KEYS
 from audit.models import AuditEvent, AuditEventType
 from sergas.encoding import PreciseJSONEncoder
+from sergas.logs import context as log_context
 from sergas.pgcopy import copy_rows
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ def audit_event_record(
     timestamp: datetime | None = None,
 ) -> AuditEvent:
     """Append one event. Call it inside the transaction of the change it records, so
-    the change and its event commit or roll back together."""
+    the change and its event commit or roll back together. Within a request, or a task
+    a request enqueued, its metadata gets the ``request_id``."""
     return AuditEvent.objects.create(
         **_event_fields(
             event_type=event_type,
@@ -44,6 +46,7 @@ def audit_event_record(
             session_id=session_id,
             metadata=metadata,
             timestamp=timestamp,
+            request_id=log_context.request_id(),
         )
     )
 
@@ -54,6 +57,7 @@ def audit_events_record_generated(events: Iterable[dict[str, Any]]) -> int:
     such as dispatching thousands of runs. Events whose ids a client chose go through
     ``audit_events_record_many``, which recognises replays."""
     now = timezone.now()
+    request_id = log_context.request_id()
     return copy_rows(
         AuditEvent._meta.db_table,
         _COPY_COLUMNS,
@@ -68,7 +72,7 @@ def audit_events_record_generated(events: Iterable[dict[str, Any]]) -> int:
                 fields["resource"],
                 Jsonb(fields["metadata"]),
             )
-            for fields in (_event_fields(**event) for event in events)
+            for fields in (_event_fields(**event, request_id=request_id) for event in events)
         ),
     )
 
@@ -85,6 +89,7 @@ def _event_fields(
     session_id: str | None = None,
     metadata: dict[str, Any] | None = None,
     timestamp: datetime | None = None,
+    request_id: str | None = None,
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "event_type": str(event_type),
@@ -92,11 +97,19 @@ def _event_fields(
         "actor": actor or SYSTEM_ACTOR,
         "resource": resource,
         "session_id": session_id,
-        "metadata": metadata or {},
+        "metadata": _with_request_id(metadata or {}, request_id),
     }
     if timestamp is not None:
         fields["timestamp"] = timestamp
     return fields
+
+
+def _with_request_id(metadata: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+    """The metadata of an event recorded for a request (``sergas.logs``): one id finds
+    the request's log lines, its tasks and its events. Ours wins over a caller's key."""
+    if request_id is None:
+        return metadata
+    return {**metadata, "request_id": request_id}
 
 
 def audit_events_record_many(
@@ -110,10 +123,15 @@ def audit_events_record_many(
     time span (one probe of the partitions' primary-key indexes), or when a row has
     exactly its (event_id, timestamp): ``ON CONFLICT`` catches that one even against a
     concurrent insert of the same batch. Within the batch the first event with an id
-    wins. Call inside the transaction of the change it records.
+    wins. Call inside the transaction of the change it records. Within a request the
+    stored metadata gets the ``request_id``.
     """
+    request_id = log_context.request_id()
     unique: dict[Any, Mapping[str, Any]] = {}
     for event in events:
+        if request_id is not None:
+            metadata = dict(event.get("metadata") or {})
+            event = {**event, "metadata": _with_request_id(metadata, request_id)}
         unique.setdefault(event["event_id"], event)
     if not unique:
         return []

@@ -49,6 +49,7 @@ from scheduling.services.results import (
 )
 from scheduling.services.run_end import run_finish
 from scheduling.transitions import BatchAction
+from sergas.logs import context as log_context
 from sessions import services as session_services
 from sessions.hooks import HookEvent, hook_events_record
 from sessions.models import SessionStatus
@@ -130,7 +131,10 @@ def lease_seconds_for(batch: RunBatch) -> int:
 
 
 def batch_lease_of(batch: RunBatch, execution: ScheduleExecution, *, actor: str) -> BatchLease:
+    """The lease of a batch just taken; its ids join the log context of the request or
+    task that took it."""
     review = execution.review
+    log_context.bind(batch_id=batch.pk, execution_id=execution.pk, session_id=execution.session_id)
     return BatchLease(
         batch_id=batch.pk,
         token=batch.token,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import environ
 
+from sergas.logs.config import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -39,6 +41,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every line logged for a request carries its id (sergas/logs).
+    "sergas.logs.requests.RequestContextMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -316,17 +320,13 @@ SERGAS_AGENTS = {
 # Django refuses bodies above this before the API can answer 413 with its own limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = SERGAS_AGENTS["MAX_BODY_BYTES"]
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-    },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
+# --- Logs (sergas/logs; docs/operations.md, "Logs") ----------------------------------------
+# One line per record on stderr, from every logger (ours, Django's, Celery's, gunicorn's):
+# "text" for people (development), "json" for log shippers (production's default).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
+LOGGING_CONFIG = "sergas.logs.config.configure"
 
 # --- Audit trail (read through audit/conf.py; docs/audit.md) ---------------------------
 # Partitions made ahead of the current month, and months kept before a partition is

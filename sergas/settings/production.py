@@ -8,8 +8,9 @@ Django trusts its ``X-Forwarded-Proto``). ``manage.py check --deploy`` is clean.
 
 from django.core.exceptions import ImproperlyConfigured
 
+from sergas.logs.config import logging_config
 from sergas.settings.base import *  # noqa: F403
-from sergas.settings.base import SERGAS_SCHEDULING, audit_witnesses, env
+from sergas.settings.base import LOG_LEVEL, SERGAS_SCHEDULING, audit_witnesses, env
 
 DEBUG = False
 
@@ -61,3 +62,7 @@ AUDIT_WITNESSES = audit_witnesses(
     env.list("AUDIT_WITNESS_URLS", default=[]),
     env.str("AUDIT_WITNESS_TOKEN", default=""),
 )
+
+# One JSON object per line, for the log shipper (docs/operations.md, "Logs").
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)

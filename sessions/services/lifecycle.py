@@ -13,6 +13,7 @@ from django.utils import timezone
 from audit.models import AuditEventType
 from audit.services import SYSTEM_ACTOR, audit_event_record
 from sergas.locking import LockRank, rows_locked
+from sergas.logs import context as log_context
 from sessions.exceptions import InvalidSessionId, InvalidSessionState, SessionAlreadyExists
 from sessions.metrics import observe_session_end
 from sessions.models import TERMINAL_STATUSES, AgentSession, SessionStatus, SessionType
@@ -63,6 +64,7 @@ def session_create(
         session_id = new_session_id(orchestrator_id)
     elif not _SESSION_ID.match(session_id):
         raise InvalidSessionId(session_id)
+    log_context.bind(session_id=session_id)
 
     changes: dict[str, Any] = dict(context or {})
     if account_ids is not None:

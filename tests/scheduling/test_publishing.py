@@ -63,3 +63,35 @@ def test_on_redis_the_templated_messages_are_what_kombu_would_write(review_queue
     assert batch["headers"]["argsrepr"] == "('42',)"
     assert batch["headers"]["id"] != run["headers"]["id"]
     assert run["properties"]["delivery_tag"] != batch["properties"]["delivery_tag"]
+
+
+@pytest.mark.django_db
+def test_on_redis_runs_published_within_a_request_carry_its_id(review_queue_length):
+    from sergas.celery import app
+    from sergas.logs import context
+
+    untraced = RunMessage(str(uuid.uuid4()), "high")
+    traced = RunMessage(str(uuid.uuid4()), "high")
+    publishing.publish_runs([untraced])
+    token = context.replace({"request_id": "req-publish-0001"})
+    try:
+        publishing.publish_runs([traced])
+    finally:
+        context.reset(token)
+    with app.connection_for_write() as connection:
+        client = connection.default_channel.client
+        raw = [
+            item
+            for key in client.scan_iter("sergas-test-reviews*")
+            for item in client.lrange(key, 0, -1)
+        ]
+    headers = {m["headers"]["id"]: m["headers"] for m in map(json.loads, raw)}
+    assert headers[traced.execution_id]["request_id"] == "req-publish-0001"
+    assert "request_id" not in headers[untraced.execution_id]
+    # The same template otherwise: only the header differs.
+    for which in (traced, untraced):
+        headers[which.execution_id].pop("request_id", None)
+        headers[which.execution_id].pop("id")
+        headers[which.execution_id].pop("argsrepr")
+        headers[which.execution_id].pop("root_id")
+    assert headers[traced.execution_id] == headers[untraced.execution_id]
