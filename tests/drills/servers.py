@@ -7,9 +7,12 @@ directory of its own and stops and starts that one.
 
 import contextlib
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -83,7 +86,9 @@ class PostgresOnHost:
     network, listening on the host's address only, trusting the network's subnet."""
 
     def __init__(self, directory: Path, host: "Host", subnet: str) -> None:
-        self.pgdata = directory / "pg-on-host"
+        # Not under pytest's directory: another pytest session starting meanwhile makes
+        # that private again (0700), and the server's user could no longer reach it.
+        self.pgdata = Path(tempfile.mkdtemp(prefix="sergas-drill-pg-")) / "pg"
         self.host = host
         self.subnet = subnet
         self.log_path = directory / "postgres-on-host.log"
@@ -105,10 +110,19 @@ class PostgresOnHost:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from pgserver._commands import POSTGRES_BIN_PATH, initdb
-            from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
+            from pgserver.utils import (
+                ensure_folder_permissions,
+                ensure_prefix_permissions,
+                ensure_user_exists,
+            )
 
         user = "pgserver"  # PostgreSQL refuses to run as root
         ensure_user_exists(user)
+        # What pgserver does before it runs a server as this user: it must reach the binaries.
+        readable = stat.S_IRGRP | stat.S_IROTH
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        ensure_folder_permissions(POSTGRES_BIN_PATH, readable | stat.S_IXGRP | stat.S_IXOTH)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
         self.pgdata.mkdir(parents=True, exist_ok=True)
         ensure_prefix_permissions(self.pgdata)
         account = pwd.getpwnam(user)
@@ -177,6 +191,7 @@ class PostgresOnHost:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        shutil.rmtree(self.pgdata.parent, ignore_errors=True)
 
 
 class RedisOnHost:

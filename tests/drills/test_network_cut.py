@@ -122,6 +122,12 @@ def _dispatched(log: str) -> int:
     return sum(int(n) for n in re.findall(r"Dispatched (\d+) review", log))
 
 
+def _mid_batch(process: CeleryProcess) -> bool:
+    """The worker received a batch's message and has not finished it."""
+    lines = [line for line in process.log().splitlines() if "run_review_batch[" in line]
+    return bool(lines) and lines[-1].rstrip().endswith("received")
+
+
 def _count(db: Any, sql: str, *params: Any) -> int:
     return db.execute(sql, params).fetchone()[0]
 
@@ -130,12 +136,14 @@ def test_hosts_cut_off_the_network_lose_and_double_nothing(
     network: LocalNetwork, owned: list[Stoppable], tmp_path: Path, drill_report
 ):
     hosts: dict[str, Host] = network.hosts
-    postgres = PostgresOnHost(tmp_path, hosts["db"], network.subnet).start()
-    owned.append(postgres)
+    postgres = PostgresOnHost(tmp_path, hosts["db"], network.subnet)
+    owned.append(postgres)  # stopped and removed even if it fails to start
+    postgres.start()
     redis_dir = tmp_path / "redis"
     redis_dir.mkdir()
-    redis = RedisOnHost(redis_dir, hosts["db"]).start()
+    redis = RedisOnHost(redis_dir, hosts["db"])
     owned.append(redis)
+    redis.start()
     prefix = f"drill-hosts-{uuid.uuid4().hex[:8]}"
     env = {
         "DJANGO_SETTINGS_MODULE": "sergas.settings.test",
@@ -185,10 +193,10 @@ def test_hosts_cut_off_the_network_lose_and_double_nothing(
         timeout=60,
         what="the long run to start",
     )[0]
-    # Both workers busy (each runs one batch at a time): the cut worker has one in flight.
+    # Both workers busy (each runs one batch at a time), the one to cut in a batch's midst.
     running = "SELECT count(*) FROM schedule_run_batch WHERE execution_id = %s AND status = %s"
     wait_for(
-        lambda: _count(db, running, run_id, "running") >= 2,
+        lambda: _count(db, running, run_id, "running") >= 2 and _mid_batch(workers["worker1"]),
         timeout=60,
         what="a batch in flight on each worker",
     )
