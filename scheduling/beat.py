@@ -12,8 +12,10 @@ with one active beat at a time.
 - Leadership: each beat holds a PostgreSQL session-level advisory lock on a connection
   of its own. A second beat cannot take it and stands by, trying again every
   ``BEAT_STANDBY_POLL_SECONDS``; when the active beat dies its connection closes,
-  PostgreSQL releases the lock and the standby takes over. A beat that loses its
-  connection stops dispatching until it holds the lock again.
+  PostgreSQL releases the lock and the standby takes over. A leader cut off by the
+  network is noticed by keepalive probes the connection asks the server for, in
+  ``keepalives_idle + keepalives_interval x keepalives_count`` (60 s by default). A beat
+  that loses its connection stops dispatching until it holds the lock again.
 - A broker that lost its messages (Redis restarted without persistence) is noticed by a
   marker key that vanished with them: the runs waiting on those messages are sent again
   (``runs_resend_after_broker_loss``).
@@ -45,12 +47,52 @@ from scheduling.services.sync import FIRE_TASK
 logger = logging.getLogger(__name__)
 
 
+# libpq's keepalive parameters and the server settings that make PostgreSQL probe too.
+_SERVER_KEEPALIVES = {
+    "keepalives_idle": "tcp_keepalives_idle",
+    "keepalives_interval": "tcp_keepalives_interval",
+    "keepalives_count": "tcp_keepalives_count",
+}
+_PASSED_ON = {"host", "connect_timeout", "keepalives", "tcp_user_timeout", *_SERVER_KEEPALIVES}
+
+
+def leadership_connection_options(options: dict[str, Any]) -> dict[str, Any]:
+    """libpq parameters of the leadership connection, from the database's ``OPTIONS``.
+
+    A leader cut off by the network (rather than dead) leaves its connection half-open,
+    and PostgreSQL frees the lock only once it notices the client is gone: with the
+    server's default keepalives (the kernel's, two hours on Linux) the standby would wait
+    that long. So the connection asks the server to probe it with the client's keepalive
+    settings (``tcp_keepalives_*``, settable per connection): the lock is freed
+    ``keepalives_idle + keepalives_interval x keepalives_count`` seconds after the leader
+    fell silent. ``tcp_user_timeout`` (the same bound unless set) makes a cut-off leader
+    waiting for an answer give up too; keepalives do not cover a query in flight.
+    Both sides ignore these on unix sockets.
+    """
+    params = {name: value for name, value in options.items() if name in _PASSED_ON}
+    if not int(options.get("keepalives", 1)) or not all(
+        name in options for name in _SERVER_KEEPALIVES
+    ):
+        return params
+    params["options"] = " ".join(
+        f"-c {setting}={int(options[name])}" for name, setting in _SERVER_KEEPALIVES.items()
+    )
+    silence = int(options["keepalives_idle"]) + int(options["keepalives_interval"]) * int(
+        options["keepalives_count"]
+    )
+    params.setdefault("tcp_user_timeout", silence * 1000)
+    return params
+
+
 class BeatLeadership:
     """A PostgreSQL advisory lock held on a dedicated connection."""
 
     def __init__(self, key: int) -> None:
         self.key = key
         self._connection: psycopg.Connection | None = None
+        # Why the last hold() failed: another beat holds the lock (True) or the database
+        # could not be asked (False).
+        self.refused = False
 
     def _connect(self) -> psycopg.Connection:
         db = settings.DATABASES["default"]
@@ -63,8 +105,7 @@ class BeatLeadership:
             "autocommit": True,
             "application_name": "sergas-beat-leader",
         }
-        options = dict(db.get("OPTIONS", {}))
-        params.update({k: v for k, v in options.items() if k in {"host", "connect_timeout"}})
+        params.update(leadership_connection_options(db.get("OPTIONS", {})))
         return psycopg.connect(**{k: v for k, v in params.items() if v is not None})
 
     def hold(self) -> bool:
@@ -80,11 +121,13 @@ class BeatLeadership:
         except psycopg.Error as exc:
             logger.warning("Beat leadership: database unavailable (%s); standing by", exc)
             self.release()
+            self.refused = False
             return False
         if acquired:
             logger.info("Beat leadership acquired (advisory lock %s): dispatching", self.key)
             return True
         self.release()
+        self.refused = True
         return False
 
     def release(self) -> None:
@@ -121,6 +164,7 @@ class ReviewScheduler(DatabaseScheduler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.leadership = BeatLeadership(conf.beat_lock_key())
         self._leading: bool | None = None  # None until the first tick decides
+        self._refused = False  # the last tick found another beat leading
         # Celery's SIGTERM handler closes the scheduler, and builds it a second time when the
         # signal lands while this one is being built: a query runs inside another on the
         # same connection, the stock code logs the error, the SystemExit is lost and beat
@@ -138,12 +182,15 @@ class ReviewScheduler(DatabaseScheduler):
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self.leadership.hold():
-            if self._leading is not False:
+            # Said once per standby, also by a beat back from a database it could not reach
+            # (its network was cut) that finds another beat has taken over meanwhile.
+            if self.leadership.refused and not self._refused:
                 logger.warning(
                     "Beat standing by: another beat holds advisory lock %s", self.leadership.key
                 )
-            self._leading = False
+            self._leading, self._refused = False, self.leadership.refused
             return conf.beat_standby_poll_seconds()
+        self._refused = False
         if not self._leading:
             self._leading = True
             self._heap = None  # rebuild the stock heap from the database on taking over

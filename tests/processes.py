@@ -46,9 +46,14 @@ def spawn(command: list[str], *, env: dict[str, str], log_path: Path) -> subproc
 
 
 class CeleryProcess:
-    def __init__(self, kind: str, log_dir: Path, *args: str, **env: str) -> None:
+    """``prefix`` runs it elsewhere (``ip netns exec NAME``: on another host)."""
+
+    def __init__(
+        self, kind: str, log_dir: Path, *args: str, prefix: tuple[str, ...] = (), **env: str
+    ) -> None:
         self.kind = kind
         self.args = list(args)
+        self.prefix = prefix
         self.env = env
         self.log_path = log_dir / f"{kind}-{time.monotonic_ns()}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -63,6 +68,7 @@ class CeleryProcess:
             **self.env,
         }
         command = [
+            *self.prefix,
             sys.executable,
             "-m",
             "celery",
@@ -111,14 +117,22 @@ class CeleryProcess:
         self.process.wait()
 
 
-def beat(log_dir: Path, **env: str) -> CeleryProcess:
-    return CeleryProcess("beat", log_dir, "--max-interval", "1", **env)
+def beat(log_dir: Path, prefix: tuple[str, ...] = (), **env: str) -> CeleryProcess:
+    return CeleryProcess("beat", log_dir, "--max-interval", "1", prefix=prefix, **env)
 
 
-def worker(log_dir: Path, *args: str, **env: str) -> CeleryProcess:
+def worker(log_dir: Path, *args: str, prefix: tuple[str, ...] = (), **env: str) -> CeleryProcess:
     from scheduling import conf
 
     queues = f"{settings.CELERY_TASK_DEFAULT_QUEUE},{conf.review_queue()}"
     return CeleryProcess(
-        "worker", log_dir, "--queues", queues, "--without-mingle", "--without-gossip", *args, **env
+        "worker",
+        log_dir,
+        "--queues",
+        queues,
+        "--without-mingle",
+        "--without-gossip",
+        *args,
+        prefix=prefix,
+        **env,
     )

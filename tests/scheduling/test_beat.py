@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from scheduling import services
-from scheduling.beat import ReviewScheduler
+from scheduling.beat import BeatLeadership, ReviewScheduler, leadership_connection_options
 from scheduling.models import ExecutionStatus, ScheduledReview, ScheduleExecution
 from scheduling.runners import review_runner
 from sergas.celery import app
@@ -177,6 +177,47 @@ def celery_worker_factory(transactional_db):
             yield worker
 
     return factory
+
+
+def test_the_leadership_connection_has_postgresql_probe_a_silent_leader():
+    """A leader cut off by the network keeps its lock until PostgreSQL notices it is gone:
+    its connection sets the server's keepalive probes to the client's settings."""
+    if not connection.settings_dict.get("HOST"):
+        pytest.skip("keepalives do not apply on a unix socket")
+    leadership = BeatLeadership(key=814_2026)
+    try:
+        assert leadership.hold()
+        assert leadership._connection is not None
+        shown = dict(
+            leadership._connection.execute(
+                "SELECT name, setting FROM pg_settings WHERE name LIKE 'tcp_keepalives_%'"
+            ).fetchall()
+        )
+    finally:
+        leadership.release()
+    assert shown == {
+        "tcp_keepalives_idle": "30",
+        "tcp_keepalives_interval": "10",
+        "tcp_keepalives_count": "3",
+    }
+
+
+def test_the_leadership_connection_options_follow_the_database_options():
+    defaults = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2}
+    bounded = leadership_connection_options({**defaults, "keepalives_count": 3})
+    assert bounded["options"] == (
+        "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3"
+    )
+    assert bounded["tcp_user_timeout"] == 11_000  # 5 + 2 x 3 seconds of silence
+    explicit = {**defaults, "keepalives_count": 3, "tcp_user_timeout": 4000}
+    assert leadership_connection_options(explicit)["tcp_user_timeout"] == 4000
+    # Keepalives off, or not all set: the server keeps its own settings.
+    assert "options" not in leadership_connection_options(
+        {**defaults, "keepalives_count": 3, "keepalives": 0}
+    )
+    assert "options" not in leadership_connection_options(defaults)
+    # statement_timeout and the like stay off the lock connection.
+    assert "options" not in leadership_connection_options({"options": "-c statement_timeout=5"})
 
 
 def test_a_stop_signal_while_the_scheduler_is_built_stops_beat_at_once():
