@@ -10,7 +10,7 @@ Half of the requests that name a session, a review, a run or a work batch name o
 exists (in each status), so the fuzzing reaches past the 404; the token may also take
 work (from a queue with a run waiting).
 
-``make test`` sends about 4,600 requests; ``make drills`` more
+``make test`` sends about 4,600 requests; ``make drills`` about 8,000
 (``SERGAS_FUZZ_EXAMPLES``, examples per operation and phase; ``SERGAS_FUZZ_RANDOM=1``
 for new ones instead of the same every run).
 """
