@@ -1,5 +1,6 @@
 """Request and response shapes of the schedules API, one per operation."""
 
+import zoneinfo
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -26,6 +27,12 @@ from sergas.encoding import IsoDateTime, LocalTime
 from sergas.inputs import NOT_BLANK, InputSchema
 from sessions.schemas import CountersIn, EventIn, Increment
 
+# Checked by the service (422 invalid_timezone); documented as the names of the server's
+# tz database.
+TimezoneName = Annotated[
+    str, WithJsonSchema({"type": "string", "enum": sorted(zoneinfo.available_timezones())})
+]
+
 # Checked by the service (422 invalid_executor); documented here.
 ExecutorText = Annotated[
     str, WithJsonSchema({"type": "string", "maxLength": 70, "pattern": EXECUTOR_PATTERN})
@@ -46,7 +53,9 @@ class _ScheduleFields(InputSchema):
     interval_minutes: int | None = Field(default=None, ge=1, le=MAX_INTERVAL_MINUTES)
     scheduled_time: IsoDateTime | None = Field(default=None, description="One-time.")
     starts_at: IsoDateTime | None = Field(default=None, description="Interval/biweekly anchor.")
-    timezone: str | None = Field(default=None, max_length=64, description="IANA name; default UTC.")
+    timezone: TimezoneName | None = Field(
+        default=None, max_length=64, description="IANA name; default UTC."
+    )
     priority: SchedulePriority | None = None
     max_retries: int | None = Field(default=None, ge=0, le=20)
     retry_delay_minutes: int | None = Field(default=None, ge=0, le=7 * 24 * 60)
