@@ -86,3 +86,33 @@ def test_every_other_state_changing_post_documents_its_idempotency_key(client):
     assert unkeyed == _RETRY_SAFE_WITHOUT_A_KEY
     assert ("post", "/api/v1/schedules/{review_id}/trigger") in keyed
     assert ("post", "/api/v1/sessions/{session_id}/metrics") in keyed
+
+
+def test_parameters_are_described_as_a_client_sends_them(client):
+    schema = client.get("/api/openapi.json").json()
+    parameters = [
+        parameter
+        for operations in schema["paths"].values()
+        for operation in operations.values()
+        for parameter in operation.get("parameters", [])
+    ]
+    # Left out when not wanted, never null.
+    assert not [
+        p["name"] for p in parameters if {"type": "null"} in p.get("schema", {}).get("anyOf", [])
+    ]
+    json_parameters = {p["name"] for p in parameters if "content" in p}
+    assert json_parameters == {"context", "metadata"}
+    for parameter in parameters:
+        if "content" in parameter:
+            assert parameter["content"]["application/json"]["schema"]["type"] == "object"
+
+
+def test_context_increments_and_counters_are_named_fields(client):
+    components = client.get("/api/openapi.json").json()["components"]["schemas"]
+    assert set(components["ContextIncrementsIn"]["properties"]) == {
+        "current_batch",
+        "total_batches",
+        "recommendations_count",
+    }
+    assert components["ContextIncrementsIn"]["additionalProperties"] is False
+    assert components["MetricCountersIn"]["additionalProperties"] is False
