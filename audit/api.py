@@ -1,6 +1,5 @@
 """``/api/v1/audit``: search the audit trail (admin tokens and staff)."""
 
-import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -8,13 +7,11 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
-from pydantic import field_validator
 
-from agents import conf as agents_conf
 from agents.auth import admin_access
 from audit.selectors import audit_event_proof, audit_events_search
 from sergas.encoding import IsoDateTime
-from sergas.inputs import check_json
+from sergas.inputs import JsonObjectQuery
 
 router = Router(tags=["audit"], auth=admin_access)
 
@@ -49,7 +46,7 @@ class AuditFilters(Schema):
     actor: str | None = None
     resource: str | None = None
     session_id: str | None = None
-    metadata: str | None = Field(
+    metadata: JsonObjectQuery | None = Field(
         default=None, description='JSON object the metadata must contain, e.g. {"to":"failed"}.'
     )
     recorded_late_seconds: int | None = Field(
@@ -61,20 +58,6 @@ class AuditFilters(Schema):
     )
     cursor: str | None = None
     limit: int = Field(default=100, ge=1, le=500)
-
-    @field_validator("metadata")
-    @classmethod
-    def _json_object(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            raise ValueError("must be a JSON object") from None
-        if not isinstance(parsed, dict):
-            raise ValueError("must be a JSON object")
-        check_json(parsed, max_depth=agents_conf.max_json_depth(), prefix="metadata")
-        return value
 
 
 @router.get("/events", response=AuditPageOut)
@@ -88,7 +71,7 @@ def search_audit_events(request: HttpRequest, filters: Query[AuditFilters]) -> A
         actor=filters.actor,
         resource=filters.resource,
         session_id=filters.session_id,
-        metadata_contains=json.loads(filters.metadata) if filters.metadata else None,
+        metadata_contains=filters.metadata or None,
         recorded_late_seconds=filters.recorded_late_seconds,
         cursor=filters.cursor,
         limit=filters.limit,

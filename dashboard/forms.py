@@ -25,6 +25,7 @@ from sessions.models import SessionStatus, SessionType
 AUDIT_DEFAULT_WINDOW = timedelta(days=7)
 METADATA_KEY_WITHOUT_VALUE = "Give the value the metadata key must have."
 RANGE_BACKWARDS = "The end of the range must be after its start."
+CONTEXT_NOT_AN_OBJECT = 'Give a JSON object, e.g. {"metadata": {"region": "emea"}}.'
 # Longer than any retention; bounds the interval the search adds to a timestamp.
 RECORDED_LATE_MAX_SECONDS = 100 * 365 * 86400
 
@@ -61,6 +62,24 @@ class SessionFilterForm(forms.Form):
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
     )
+    context = forms.CharField(
+        label="Context contains",
+        required=False,
+        max_length=2000,
+        widget=forms.TextInput(attrs={"placeholder": '{"metadata": {"region": "emea"}}'}),
+    )
+
+    def clean_context(self) -> dict[str, Any] | None:
+        text = self.cleaned_data.get("context", "").strip()
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise ValidationError(CONTEXT_NOT_AN_OBJECT)
+        return value
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -80,6 +99,7 @@ class SessionFilterForm(forms.Form):
             "owner_id": data.get("owner_id", "").strip() or None,
             "account_id": data.get("account_id", "").strip() or None,
             "orchestrator_id": data.get("orchestrator_id", "").strip() or None,
+            "context": data.get("context"),
             "created_after": datetime.combine(start, time(), UTC) if start else None,
             "created_before": (
                 datetime.combine(end + timedelta(days=1), time(), UTC) if end else None

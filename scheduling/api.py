@@ -30,6 +30,7 @@ from scheduling.schemas import (
     SchedulePageOut,
     ScheduleUpdateIn,
 )
+from sergas.idempotency import IdempotencyKey, IdempotencyKeyValue, idempotent
 
 router = Router(tags=["schedules"])
 router.add_decorator(unconfined_only("schedules"))
@@ -61,10 +62,21 @@ def list_schedules(request: HttpRequest, filters: Query[ScheduleFilters]) -> Any
 
 
 @router.post("", response={201: ScheduleOut}, auth=write_access)
-def create_schedule(request: HttpRequest, payload: ScheduleCreateIn) -> Any:
+def create_schedule(
+    request: HttpRequest,
+    payload: ScheduleCreateIn,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
+) -> Any:
     """Create a review; 422 names the field of a definition that cannot be scheduled."""
     fields = payload.model_dump(exclude_none=True)
-    return Status(201, services.review_create(actor=_actor(request), **fields))
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.review_create(actor=_actor(request), **fields),
+        payload=payload,
+        schema=ScheduleOut,
+        status=201,
+    )
 
 
 @router.get("/{review_id}", response=ScheduleOut)
@@ -87,22 +99,55 @@ def delete_schedule(request: HttpRequest, review_id: int) -> Any:
 
 
 @router.post("/{review_id}/pause", response=ScheduleOut, auth=write_access)
-def pause_schedule(request: HttpRequest, review_id: int, payload: PauseIn | None = None) -> Any:
-    return services.review_pause(
-        review_id, note=payload.note if payload else "", actor=_actor(request)
+def pause_schedule(
+    request: HttpRequest,
+    review_id: int,
+    payload: PauseIn | None = None,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
+) -> Any:
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.review_pause(
+            review_id, note=payload.note if payload else "", actor=_actor(request)
+        ),
+        payload=payload,
+        schema=ScheduleOut,
     )
 
 
 @router.post("/{review_id}/resume", response=ScheduleOut, auth=write_access)
-def resume_schedule(request: HttpRequest, review_id: int) -> Any:
+def resume_schedule(
+    request: HttpRequest,
+    review_id: int,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
+) -> Any:
     """Runs missed while paused are not fired, except one inside the catch-up window."""
-    return services.review_resume(review_id, actor=_actor(request))
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.review_resume(review_id, actor=_actor(request)),
+        payload=None,
+        schema=ScheduleOut,
+    )
 
 
 @router.post("/{review_id}/trigger", response={202: ExecutionOut}, auth=write_access)
-def trigger_schedule(request: HttpRequest, review_id: int) -> Any:
-    """Run the review now, paused or not (trigger ``on_demand``)."""
-    return Status(202, services.review_trigger_on_demand(review_id, actor=_actor(request)))
+def trigger_schedule(
+    request: HttpRequest,
+    review_id: int,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
+) -> Any:
+    """Run the review now, paused or not (trigger ``on_demand``). Each call is a run:
+    send an Idempotency-Key so that a retry does not start a second one."""
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.review_trigger_on_demand(review_id, actor=_actor(request)),
+        payload=None,
+        schema=ExecutionOut,
+        status=202,
+    )
 
 
 @router.get("/{review_id}/next-runs", response=NextRunsOut)

@@ -46,7 +46,21 @@ class AccountResult(BaseModel):
     duration_ms: int | None = Field(default=None, ge=0, le=7 * 24 * 3600 * 1000)
     input_tokens: int | None = Field(default=None, ge=0, le=2**31 - 1)
     output_tokens: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    cost_usd: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=6)
+    cost_usd: Decimal | None = Field(
+        default=None,
+        ge=0,
+        max_digits=12,
+        decimal_places=6,
+        description="Dollars, at most 6 decimal places: a string keeps every digit.",
+        # What the schema offers: whole dollars, or a decimal string within the bounds.
+        json_schema_extra={
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": 999_999},
+                {"type": "string", "pattern": r"^[0-9]{1,6}(\.[0-9]{1,6})?$"},
+                {"type": "null"},
+            ]
+        },
+    )
 
     @property
     def tokens(self) -> int:

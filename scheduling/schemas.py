@@ -1,13 +1,16 @@
 """Request and response shapes of the schedules API, one per operation."""
 
+import zoneinfo
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from ninja import Field, Schema
+from pydantic import ConfigDict, WithJsonSchema
 
 from scheduling.models import (
+    EXECUTOR_PATTERN,
     QUEUE_NAME_PATTERN,
     BatchStatus,
     ExecutionStatus,
@@ -21,8 +24,19 @@ from scheduling.models import (
 from scheduling.recurrence import MAX_INTERVAL_MINUTES, Recurrence, describe
 from scheduling.results import AccountResult
 from sergas.encoding import IsoDateTime, LocalTime
-from sergas.inputs import InputSchema
-from sessions.schemas import EventIn
+from sergas.inputs import NOT_BLANK, InputSchema
+from sessions.schemas import CountersIn, EventIn, Increment
+
+# Checked by the service (422 invalid_timezone); documented as the names of the server's
+# tz database.
+TimezoneName = Annotated[
+    str, WithJsonSchema({"type": "string", "enum": sorted(zoneinfo.available_timezones())})
+]
+
+# Checked by the service (422 invalid_executor); documented here.
+ExecutorText = Annotated[
+    str, WithJsonSchema({"type": "string", "maxLength": 70, "pattern": EXECUTOR_PATTERN})
+]
 
 
 class _ScheduleFields(InputSchema):
@@ -39,7 +53,9 @@ class _ScheduleFields(InputSchema):
     interval_minutes: int | None = Field(default=None, ge=1, le=MAX_INTERVAL_MINUTES)
     scheduled_time: IsoDateTime | None = Field(default=None, description="One-time.")
     starts_at: IsoDateTime | None = Field(default=None, description="Interval/biweekly anchor.")
-    timezone: str | None = Field(default=None, max_length=64, description="IANA name; default UTC.")
+    timezone: TimezoneName | None = Field(
+        default=None, max_length=64, description="IANA name; default UTC."
+    )
     priority: SchedulePriority | None = None
     max_retries: int | None = Field(default=None, ge=0, le=20)
     retry_delay_minutes: int | None = Field(default=None, ge=0, le=7 * 24 * 60)
@@ -47,23 +63,66 @@ class _ScheduleFields(InputSchema):
     catch_up_window_minutes: int | None = Field(default=None, ge=0, le=7 * 24 * 60)
     account_filter: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
-    executor: str | None = Field(
+    executor: ExecutorText | None = Field(
         default=None,
-        max_length=70,
         description='"worker" (the in-process runner, the default) or "queue:<name>": '
         "agents take the batches from that work queue (/api/v1/work).",
     )
 
 
+def _needs(types: list[ScheduleType], field: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema: a schedule of one of ``types`` gives ``field`` (not null)."""
+    return {
+        "if": {"properties": {"schedule_type": {"enum": types}}, "required": ["schedule_type"]},
+        "then": {"properties": {field: schema}, "required": [field]},
+    }
+
+
+# What each type of schedule needs (scheduling.recurrence.Recurrence.validate), stated in
+# the schema of a create; an update is checked against the review it changes.
+_FIELDS_BY_TYPE = {
+    "allOf": [
+        _needs(
+            [ScheduleType.DAILY, ScheduleType.WEEKLY, ScheduleType.BIWEEKLY, ScheduleType.MONTHLY],
+            "time_of_day",
+            {"type": "string"},
+        ),
+        _needs([ScheduleType.WEEKLY, ScheduleType.BIWEEKLY], "weekday", {"type": "integer"}),
+        _needs([ScheduleType.MONTHLY], "day_of_month", {"type": "integer"}),
+        _needs([ScheduleType.CRON], "cron_expression", {"type": "string"}),
+        _needs([ScheduleType.INTERVAL], "interval_minutes", {"type": "integer"}),
+        _needs([ScheduleType.ONE_TIME], "scheduled_time", {"type": "string"}),
+    ]
+}
+
+
 class ScheduleCreateIn(_ScheduleFields):
-    name: str = Field(min_length=1, max_length=200)
-    owner_id: str = Field(min_length=1, max_length=128)
+    model_config = ConfigDict(json_schema_extra=_FIELDS_BY_TYPE)
+
+    # Not blank: the service strips them (NOT_BLANK).
+    name: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK)
+    owner_id: str = Field(min_length=1, max_length=128, pattern=NOT_BLANK)
     schedule_type: ScheduleType
 
 
+def _null_only_where_the_model_allows(schema: dict[str, Any], model: type) -> None:
+    """A changed field may be null only where the review's column may: the service refuses
+    the others ("leave it out to keep it"), so the schema does not offer null for them."""
+    for name, field_schema in schema.get("properties", {}).items():
+        if ScheduledReview._meta.get_field(name).null:
+            continue
+        branches = [b for b in field_schema.pop("anyOf", []) if b != {"type": "null"}]
+        if len(branches) == 1:
+            field_schema.update(branches[0])
+        elif branches:
+            field_schema["anyOf"] = branches
+
+
 class ScheduleUpdateIn(_ScheduleFields):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    owner_id: str | None = Field(default=None, min_length=1, max_length=128)
+    model_config = ConfigDict(json_schema_extra=_null_only_where_the_model_allows)
+
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NOT_BLANK)
+    owner_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=NOT_BLANK)
     schedule_type: ScheduleType | None = None
 
 
@@ -274,6 +333,12 @@ class HeartbeatLeaseOut(Schema):
     lease_seconds: int
 
 
+class WorkCountersIn(CountersIn):
+    api_call_count: Increment | None = None
+    cache_hits: Increment | None = None
+    cache_misses: Increment | None = None
+
+
 class CompleteIn(InputSchema):
     token: UUID = Field(description="The lease_token of the claim.")
     results: list[AccountResult] = Field(
@@ -283,9 +348,10 @@ class CompleteIn(InputSchema):
         default_factory=list,
         description="Tool and task events, as for POST /events; session_id may be left out.",
     )
-    metrics: dict[str, int] = Field(
-        default_factory=dict,
-        description="Other session metric counters: api_call_count, cache_hits, cache_misses.",
+    metrics: WorkCountersIn = Field(
+        default_factory=WorkCountersIn,
+        description="Session metric counters the results do not give (token usage, errors "
+        "and durations are summed from them).",
     )
 
 

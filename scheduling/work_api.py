@@ -114,7 +114,7 @@ def complete(request: HttpRequest, batch_id: int, payload: CompleteIn) -> HttpRe
         payload.token,
         results=payload.results,
         events=[event.to_hook_event() for event in payload.events],
-        counters=payload.metrics,
+        counters=payload.metrics.given(),
         allowed=caller.queues,
         agent=caller.name,
         actor=caller.actor,

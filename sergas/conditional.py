@@ -2,13 +2,21 @@
 body's ``expected_version`` (the services refuse with 409 when the row moved on)."""
 
 import re
-from typing import Protocol
+from typing import Annotated, Protocol
+
+from pydantic import WithJsonSchema
 
 from sergas.errors import ValidationFailed
 
 INVALID_IF_MATCH = 'If-Match must be one version number, e.g. "7".'
 VERSIONS_DISAGREE = "If-Match says version {header} but expected_version says {body}."
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
+
+# The header's value as the OpenAPI schema documents it (a version, quoted or not, or "*");
+# expected_version() checks it and answers 422 invalid_if_match otherwise.
+IfMatchValue = Annotated[
+    str, WithJsonSchema({"type": "string", "pattern": r'^\s*(\*|(W/)?"?\d{1,18}"?)\s*$'})
+]
 
 
 class InvalidIfMatch(ValidationFailed):

@@ -34,7 +34,8 @@ def _in_utc(value: datetime) -> datetime:
 # Input datetimes of the API schemas.
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_in_utc)]
 
-_LOCAL_TIME = r"^\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$"
+# HH:MM[:SS[.ffffff]], each part in its range (ASCII digits: what datetime.time reads).
+_LOCAL_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
 
 
 def _local_time(value: Any) -> Any:

@@ -18,13 +18,13 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Schema
 from ninja.parser import Parser
 from ninja.schema import DjangoGetter
-from pydantic import model_validator
+from pydantic import BeforeValidator, ValidationInfo, WithJsonSchema, model_validator
 
 from agents import conf as agents_conf
 from agents.exceptions import BodyTooLarge
@@ -34,6 +34,10 @@ MALFORMED_BODY = "The request body is not valid JSON in UTF-8: {reason}."
 JSON_TOO_DEEP = "The request body nests deeper than {limit} levels (at {field})."
 INVALID_TEXT = "{field} holds a character that cannot be stored (NUL or a lone surrogate)."
 PATH_NOT_FOUND = "Not found."
+# Text with a character other than a space and no NUL (refused anywhere in a request): the
+# pattern of names the services strip.
+NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+NOT_A_JSON_OBJECT = 'must be a JSON object, e.g. {"region": "emea"}'
 
 # NUL cannot be stored in PostgreSQL text or jsonb; lone surrogates cannot be encoded.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -191,3 +195,32 @@ class InputSchema(Schema):
         if not isinstance(given, dict):
             raise ValueError("must be a JSON object")
         return data
+
+
+def _json_object_text(value: Any, info: ValidationInfo) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise ValueError(NOT_A_JSON_OBJECT)
+    check_json(parsed, max_depth=agents_conf.max_json_depth(), prefix=info.field_name or "")
+    return parsed
+
+
+# A query parameter holding a JSON object (URL-encoded), e.g. ?context={"region":"emea"}:
+# parsed here, and documented in OpenAPI as a parameter of content application/json
+# (sergas.openapi turns contentMediaType into that form).
+JsonObjectQuery = Annotated[
+    dict[str, Any],
+    BeforeValidator(_json_object_text),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"type": "object"},
+        }
+    ),
+]

@@ -23,6 +23,7 @@ from sergas_client.types import (
     Checkpoint,
     CompletedBatch,
     EventsResult,
+    Execution,
     Heartbeat,
     Lease,
     LeasedRun,
@@ -30,6 +31,7 @@ from sergas_client.types import (
     Outcome,
     Priority,
     Recommendation,
+    Schedule,
     Session,
 )
 from sergas_client.worker import BatchReport, FatalBatchError, Worker
@@ -42,6 +44,7 @@ __all__ = [
     "CompletedBatch",
     "EventRecorder",
     "EventsResult",
+    "Execution",
     "FatalBatchError",
     "Heartbeat",
     "Invocation",
@@ -52,6 +55,7 @@ __all__ = [
     "Outcome",
     "Priority",
     "Recommendation",
+    "Schedule",
     "SergasAPIError",
     "SergasClient",
     "Session",

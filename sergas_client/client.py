@@ -4,6 +4,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -15,9 +16,11 @@ from sergas_client.types import (
     Checkpoint,
     CompletedBatch,
     EventsResult,
+    Execution,
     Heartbeat,
     Lease,
     LeaseRenewal,
+    Schedule,
     Session,
 )
 
@@ -105,69 +108,131 @@ class SergasClient:
             "context": context,
             "session_id": session_id,
         }
-        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
-        return Session.from_json(
-            self._request("POST", "/sessions", json=body, headers=headers, idempotent=True)
-        )
+        return Session.from_json(self._keyed("POST", "/sessions", body, idempotency_key))
 
     def get_session(self, session_id: str) -> Session:
         return Session.from_json(self._request("GET", f"/sessions/{session_id}"))
 
     def list_sessions(self, *, page_size: int = 100, **filters: Any) -> Iterator[Session]:
         """Every session matching ``filters`` (status, session_type, owner_id,
-        orchestrator_id, account_id, created_after, created_before), page after page."""
+        orchestrator_id, account_id, created_after, created_before, and ``context``: a
+        dict the context must contain), page after page."""
+        if isinstance(filters.get("context"), dict):
+            filters["context"] = json.dumps(filters["context"])
         for item in self._pages("/sessions", {**filters, "limit": page_size}):
             yield Session.from_json(item)
 
-    def start(self, session_id: str, *, expected_version: int | None = None) -> Session:
-        return self._action(session_id, "start", {"expected_version": expected_version})
-
-    def pause(
-        self, session_id: str, *, reason: str = "", expected_version: int | None = None
+    # Every write below sends a fresh Idempotency-Key (or the one given), so a retry after
+    # a lost answer replays the first answer instead of acting twice.
+    def start(
+        self,
+        session_id: str,
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Session:
         return self._action(
-            session_id, "pause", {"reason": reason, "expected_version": expected_version}
+            session_id, "start", {"expected_version": expected_version}, idempotency_key
         )
 
-    def resume(self, session_id: str, *, expected_version: int | None = None) -> Session:
-        return self._action(session_id, "resume", {"expected_version": expected_version})
-
-    def complete(self, session_id: str, *, expected_version: int | None = None) -> Session:
-        return self._action(session_id, "complete", {"expected_version": expected_version})
-
-    def fail(self, session_id: str, *, error: str, expected_version: int | None = None) -> Session:
+    def pause(
+        self,
+        session_id: str,
+        *,
+        reason: str = "",
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Session:
         return self._action(
-            session_id, "fail", {"error": error, "expected_version": expected_version}
+            session_id,
+            "pause",
+            {"reason": reason, "expected_version": expected_version},
+            idempotency_key,
+        )
+
+    def resume(
+        self,
+        session_id: str,
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Session:
+        return self._action(
+            session_id, "resume", {"expected_version": expected_version}, idempotency_key
+        )
+
+    def complete(
+        self,
+        session_id: str,
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Session:
+        return self._action(
+            session_id, "complete", {"expected_version": expected_version}, idempotency_key
+        )
+
+    def fail(
+        self,
+        session_id: str,
+        *,
+        error: str,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Session:
+        return self._action(
+            session_id,
+            "fail",
+            {"error": error, "expected_version": expected_version},
+            idempotency_key,
         )
 
     def cancel(
-        self, session_id: str, *, reason: str = "", expected_version: int | None = None
+        self,
+        session_id: str,
+        *,
+        reason: str = "",
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Session:
         return self._action(
-            session_id, "cancel", {"reason": reason, "expected_version": expected_version}
+            session_id,
+            "cancel",
+            {"reason": reason, "expected_version": expected_version},
+            idempotency_key,
         )
 
-    def recover(self, session_id: str, *, include_state: bool = False) -> Session:
+    def recover(
+        self, session_id: str, *, include_state: bool = False, idempotency_key: str | None = None
+    ) -> Session:
         """Restart from the newest checkpoint; the context comes back only if asked."""
         return Session.from_json(
-            self._request(
+            self._keyed(
                 "POST",
                 f"/sessions/{session_id}/recover",
+                {},
+                idempotency_key,
                 params={"include_state": "true"} if include_state else None,
-                json={},
             )
         )
 
     def update_context(
         self,
         session_id: str,
-        changes: dict[str, Any],
+        changes: dict[str, Any] | None = None,
         *,
+        increments: dict[str, int] | None = None,
         expected_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Session:
-        body = {"changes": changes, "expected_version": expected_version}
+        """Merge ``changes`` into the context and add ``increments`` to its counters
+        (current_batch, total_batches, recommendations_count): agents sharing a session
+        lose nothing without ``expected_version``."""
+        body: dict[str, Any] = {"changes": changes or {}, "expected_version": expected_version}
+        if increments:
+            body["increments"] = increments
         return Session.from_json(
-            self._request("PATCH", f"/sessions/{session_id}/context", json=body)
+            self._keyed("PATCH", f"/sessions/{session_id}/context", body, idempotency_key)
         )
 
     def increment_metrics(
@@ -175,10 +240,12 @@ class SergasClient:
         session_id: str,
         counters: dict[str, int] | None = None,
         processing_times_ms: list[int] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> Session:
         body = {"counters": counters or {}, "processing_times_ms": processing_times_ms or []}
         return Session.from_json(
-            self._request("POST", f"/sessions/{session_id}/metrics", json=body)
+            self._keyed("POST", f"/sessions/{session_id}/metrics", body, idempotency_key)
         )
 
     def heartbeat(self, session_id: str) -> Heartbeat:
@@ -186,10 +253,16 @@ class SergasClient:
         return Heartbeat(status=data["status"], recorded=data["recorded"])
 
     def checkpoint(
-        self, session_id: str, context_changes: dict[str, Any] | None = None
+        self,
+        session_id: str,
+        context_changes: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> Checkpoint:
         body = {"context_changes": context_changes or {}}
-        return Checkpoint(**self._request("POST", f"/sessions/{session_id}/checkpoints", json=body))
+        return Checkpoint(
+            **self._keyed("POST", f"/sessions/{session_id}/checkpoints", body, idempotency_key)
+        )
 
     def checkpoints(self, session_id: str) -> list[Checkpoint]:
         return [
@@ -226,6 +299,100 @@ class SergasClient:
 
     def me(self) -> dict[str, Any]:
         return self._request("GET", "/me")
+
+    # --- schedules (scope ``write``; ``read`` for the reads) -----------------------------
+    def list_schedules(self, *, page_size: int = 100, **filters: Any) -> Iterator[Schedule]:
+        """Every review matching ``filters`` (owner_id, enabled), by name."""
+        if isinstance(filters.get("enabled"), bool):
+            filters["enabled"] = "true" if filters["enabled"] else "false"
+        for item in self._pages("/schedules", {**filters, "limit": page_size}):
+            yield Schedule.from_json(item)
+
+    def create_schedule(
+        self,
+        *,
+        name: str,
+        owner_id: str,
+        schedule_type: str,
+        idempotency_key: str | None = None,
+        **fields: Any,
+    ) -> Schedule:
+        """Create a review: ``schedule_type`` and its fields (time_of_day, weekday,
+        day_of_month, cron_expression, interval_minutes, scheduled_time, starts_at,
+        timezone, priority, executor, ...; docs/scheduling.md)."""
+        body = {"name": name, "owner_id": owner_id, "schedule_type": schedule_type}
+        body.update({key: _plain(value) for key, value in fields.items()})
+        return Schedule.from_json(self._keyed("POST", "/schedules", body, idempotency_key))
+
+    def get_schedule(self, review_id: int) -> Schedule:
+        return Schedule.from_json(self._request("GET", f"/schedules/{review_id}"))
+
+    def update_schedule(self, review_id: int, **changes: Any) -> Schedule:
+        """Change the given fields (setting them again changes nothing, so it is retried)."""
+        body = {key: _plain(value) for key, value in changes.items()}
+        return Schedule.from_json(
+            self._request("PATCH", f"/schedules/{review_id}", json=body, idempotent=True)
+        )
+
+    def delete_schedule(self, review_id: int) -> None:
+        """Delete the review and its beat entry; the run history stays."""
+        self._request("DELETE", f"/schedules/{review_id}")
+
+    def pause_schedule(
+        self, review_id: int, *, note: str = "", idempotency_key: str | None = None
+    ) -> Schedule:
+        return Schedule.from_json(
+            self._keyed("POST", f"/schedules/{review_id}/pause", {"note": note}, idempotency_key)
+        )
+
+    def resume_schedule(self, review_id: int, *, idempotency_key: str | None = None) -> Schedule:
+        return Schedule.from_json(
+            self._keyed("POST", f"/schedules/{review_id}/resume", None, idempotency_key)
+        )
+
+    def trigger_schedule(self, review_id: int, *, idempotency_key: str | None = None) -> Execution:
+        """Run the review now (paused or not): one run per key, however often retried."""
+        response = self._send(
+            "POST",
+            f"/schedules/{review_id}/trigger",
+            headers=self._key_header(idempotency_key),
+            idempotent=True,
+        )
+        return Execution.from_json(
+            response.json(), replayed=response.headers.get("Idempotent-Replayed") == "true"
+        )
+
+    def next_runs(self, review_id: int, *, count: int = 5) -> list[datetime]:
+        """The next ``count`` (1-100) runs, in UTC."""
+        data = self._request("GET", f"/schedules/{review_id}/next-runs", params={"count": count})
+        return [datetime.fromisoformat(run) for run in data["runs"]]
+
+    def executions(
+        self, review_id: int, *, status: list[str] | None = None, page_size: int = 100
+    ) -> Iterator[Execution]:
+        """The review's run history, newest first, one row per attempt."""
+        params: dict[str, Any] = {"limit": page_size, "status": status}
+        for item in self._pages(f"/schedules/{review_id}/executions", params):
+            yield Execution.from_json(item)
+
+    def execution_results(
+        self,
+        review_id: int,
+        execution_id: str,
+        *,
+        outcome: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[dict[str, Any]]:
+        """What a run found, one result per account, by account id."""
+        path = f"/schedules/{review_id}/executions/{execution_id}/results"
+        yield from self._pages(path, {"outcome": outcome, "limit": page_size})
+
+    def account_reviews(
+        self, account_id: str, *, outcome: str | None = None, page_size: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """One account's results across runs, newest first."""
+        path = f"/accounts/{account_id}/reviews"
+        yield from self._pages(path, {"outcome": outcome, "limit": page_size})
 
     # --- the work queue (scope ``work``) -------------------------------------------------
     def claim_batch(
@@ -305,13 +472,36 @@ class SergasClient:
             lease.mark_lost(exc.reason or exc.code)
             raise
 
-    def _action(self, session_id: str, action: str, body: dict[str, Any]) -> Session:
-        return Session.from_json(
-            self._request("POST", f"/sessions/{session_id}/{action}", json=body)
+    def _action(
+        self, session_id: str, action: str, body: dict[str, Any], key: str | None
+    ) -> Session:
+        return Session.from_json(self._keyed("POST", f"/sessions/{session_id}/{action}", body, key))
+
+    def _keyed(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        key: str | None,
+        *,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        """A write sent with an Idempotency-Key, so its retries are safe."""
+        return self._request(
+            method,
+            path,
+            json=body,
+            params=params,
+            headers=self._key_header(key),
+            idempotent=True,
         )
 
+    @staticmethod
+    def _key_header(key: str | None) -> dict[str, str]:
+        return {"Idempotency-Key": key or str(uuid.uuid4())}
+
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        params = {key: value for key, value in params.items() if value is not None}
+        params = {key: value for key, value in params.items() if value not in (None, [])}
         while True:
             page = self._request("GET", path, params=params)
             yield from page["items"]
@@ -385,6 +575,11 @@ class SergasClient:
                     continue
             time.sleep(self.backoff_seconds * 2**attempt)
         raise AssertionError("unreachable")  # the last attempt returns or raises
+
+
+def _plain(value: Any) -> Any:
+    """A datetime or a time of day as the ISO 8601 text the API reads."""
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def _error(response: httpx.Response) -> SergasAPIError:

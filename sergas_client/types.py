@@ -76,15 +76,100 @@ class EventsResult:
     duplicate_event_ids: list[str]
 
 
-# --- the work queue ---------------------------------------------------------------------
+# --- results, times ------------------------------------------------------------------------
 Outcome = Literal["reviewed", "failed", "skipped"]
 Priority = Literal["critical", "high", "medium", "low"]
 
 
 def _datetime(value: str) -> datetime:
+    # fromisoformat reads a trailing "Z" from Python 3.11 on.
     return datetime.fromisoformat(value)
 
 
+def _maybe_datetime(value: str | None) -> datetime | None:
+    return None if value is None else _datetime(value)
+
+
+# --- schedules ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Schedule:
+    """A scheduled review (``/schedules``); every field the API sent is in ``raw``."""
+
+    id: int
+    name: str
+    owner_id: str
+    schedule_type: str
+    description: str
+    timezone: str
+    priority: str
+    enabled: bool
+    executor: str
+    paused_note: str
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Schedule":
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            owner_id=data["owner_id"],
+            schedule_type=data["schedule_type"],
+            description=data["description"],
+            timezone=data["timezone"],
+            priority=data["priority"],
+            enabled=data["enabled"],
+            executor=data["executor"],
+            paused_note=data["paused_note"],
+            next_run_at=_maybe_datetime(data.get("next_run_at")),
+            last_run_at=_maybe_datetime(data.get("last_run_at")),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One attempt of a review's run (a trigger's answer, a row of the run history)."""
+
+    id: str
+    review_id: int | None
+    review_name: str
+    nominal_time: datetime
+    attempt: int
+    trigger: str
+    status: str
+    priority: str
+    executor: str
+    session_id: str | None
+    accounts_processed: int
+    accounts_failed: int
+    error: str
+    replayed: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, replayed: bool = False) -> "Execution":
+        return cls(
+            id=str(data["id"]),
+            review_id=data["review_id"],
+            review_name=data["review_name"],
+            nominal_time=_datetime(data["nominal_time"]),
+            attempt=data["attempt"],
+            trigger=data["trigger"],
+            status=data["status"],
+            priority=data["priority"],
+            executor=data["executor"],
+            session_id=data.get("session_id"),
+            accounts_processed=data["accounts_processed"],
+            accounts_failed=data["accounts_failed"],
+            error=data["error"],
+            replayed=replayed,
+            raw=data,
+        )
+
+
+# --- leases of the work queue -------------------------------------------------------------
 @dataclass(frozen=True)
 class LeasedRun:
     """The run a leased batch belongs to."""

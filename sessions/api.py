@@ -8,15 +8,14 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Header, Query, Router
-from ninja.responses import Status
 
 from agents.auth import Principal, record_refusal, write_access
-from agents.services import idempotency_fingerprint, idempotent_request_execute
 from audit.export import JSONL_CONTENT_TYPE, audit_events_jsonl
 from audit.selectors import audit_events_for_session
-from sergas.conditional import expected_version
+from sergas.conditional import IfMatchValue, expected_version
+from sergas.idempotency import IdempotencyKey, IdempotencyKeyValue, idempotent
 from sessions import selectors, services
 from sessions.detail import session_detail
 from sessions.exceptions import SessionNotFound
@@ -83,30 +82,18 @@ def _require(session_id: str) -> None:
 def create_session(
     request: HttpRequest,
     payload: SessionCreateIn,
-    idempotency_key: str | None = Header(
-        None, alias="Idempotency-Key", description="Retry-safe create: replays the first answer."
-    ),
-) -> HttpResponse:
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
+) -> Any:
     """Create a pending session. With ``Idempotency-Key`` a retry returns the first
     response (header ``Idempotent-Replayed: true``) instead of a second session."""
-    caller = _caller(request)
-
-    def create() -> tuple[int, Any]:
-        session = services.session_create(**payload.dict(), actor=caller.actor)
-        return 201, SessionDetailOut.model_validate(session).model_dump(mode="json")
-
-    if idempotency_key is None:
-        status, body = create()
-        return JsonResponse(body, status=status)
-    stored = idempotent_request_execute(
-        token=caller.token,  # type: ignore[arg-type]  # writes always carry a token
-        key=idempotency_key,
-        fingerprint=idempotency_fingerprint("POST", request.path, payload.model_dump(mode="json")),
-        execute=create,
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.session_create(**payload.dict(), actor=_caller(request).actor),
+        payload=payload,
+        schema=SessionDetailOut,
+        status=201,
     )
-    response = JsonResponse(stored.body, status=stored.status_code, safe=False)
-    response["Idempotent-Replayed"] = "true" if stored.replayed else "false"
-    return response
 
 
 @router.get("", response=SessionPageOut)
@@ -121,6 +108,7 @@ def list_sessions(request: HttpRequest, filters: Query[SessionFilters]) -> Any:
         created_after=filters.created_after,
         created_before=filters.created_before,
         created_by=_caller(request).sessions_owner,
+        context=filters.context,
         cursor=filters.cursor,
         limit=filters.limit,
     )
@@ -142,12 +130,19 @@ def start_session(
     request: HttpRequest,
     session_id: str,
     payload: VersionIn | None = None,
-    if_match: str | None = IfMatch,
+    if_match: IfMatchValue | None = IfMatch,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return services.session_start(
-        session_id,
-        actor=_caller(request).actor,
-        expected_version=expected_version(if_match, payload),
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.session_start(
+            session_id,
+            actor=_caller(request).actor,
+            expected_version=expected_version(if_match, payload),
+        ),
+        payload=payload,
+        schema=SessionOut,
     )
 
 
@@ -156,13 +151,20 @@ def pause_session(
     request: HttpRequest,
     session_id: str,
     payload: ReasonIn | None = None,
-    if_match: str | None = IfMatch,
+    if_match: IfMatchValue | None = IfMatch,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return services.session_pause(
-        session_id,
-        actor=_caller(request).actor,
-        reason=payload.reason if payload else "",
-        expected_version=expected_version(if_match, payload),
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.session_pause(
+            session_id,
+            actor=_caller(request).actor,
+            reason=payload.reason if payload else "",
+            expected_version=expected_version(if_match, payload),
+        ),
+        payload=payload,
+        schema=SessionOut,
     )
 
 
@@ -171,12 +173,19 @@ def resume_session(
     request: HttpRequest,
     session_id: str,
     payload: VersionIn | None = None,
-    if_match: str | None = IfMatch,
+    if_match: IfMatchValue | None = IfMatch,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return services.session_resume(
-        session_id,
-        actor=_caller(request).actor,
-        expected_version=expected_version(if_match, payload),
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.session_resume(
+            session_id,
+            actor=_caller(request).actor,
+            expected_version=expected_version(if_match, payload),
+        ),
+        payload=payload,
+        schema=SessionOut,
     )
 
 
@@ -185,25 +194,42 @@ def complete_session(
     request: HttpRequest,
     session_id: str,
     payload: VersionIn | None = None,
-    if_match: str | None = IfMatch,
+    if_match: IfMatchValue | None = IfMatch,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
     """Complete a running session; its ``summary`` comes back with it."""
-    return services.session_complete(
-        session_id,
-        actor=_caller(request).actor,
-        expected_version=expected_version(if_match, payload),
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.session_complete(
+            session_id,
+            actor=_caller(request).actor,
+            expected_version=expected_version(if_match, payload),
+        ),
+        payload=payload,
+        schema=SessionOut,
     )
 
 
 @router.post("/{session_id}/fail", response=SessionOut, auth=write_access)
 def fail_session(
-    request: HttpRequest, session_id: str, payload: FailIn, if_match: str | None = IfMatch
+    request: HttpRequest,
+    session_id: str,
+    payload: FailIn,
+    if_match: IfMatchValue | None = IfMatch,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return services.session_fail(
-        session_id,
-        error=payload.error,
-        actor=_caller(request).actor,
-        expected_version=expected_version(if_match, payload),
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.session_fail(
+            session_id,
+            error=payload.error,
+            actor=_caller(request).actor,
+            expected_version=expected_version(if_match, payload),
+        ),
+        payload=payload,
+        schema=SessionOut,
     )
 
 
@@ -212,13 +238,20 @@ def cancel_session(
     request: HttpRequest,
     session_id: str,
     payload: ReasonIn | None = None,
-    if_match: str | None = IfMatch,
+    if_match: IfMatchValue | None = IfMatch,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return services.session_cancel(
-        session_id,
-        actor=_caller(request).actor,
-        reason=payload.reason if payload else "",
-        expected_version=expected_version(if_match, payload),
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.session_cancel(
+            session_id,
+            actor=_caller(request).actor,
+            reason=payload.reason if payload else "",
+            expected_version=expected_version(if_match, payload),
+        ),
+        payload=payload,
+        schema=SessionOut,
     )
 
 
@@ -228,59 +261,98 @@ def recover_session(
     session_id: str,
     payload: VersionIn | None = None,
     include_state: bool = False,
-    if_match: str | None = IfMatch,
+    if_match: IfMatchValue | None = IfMatch,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
     """Restore the newest checkpoint and run again. The answer leaves the (possibly
     large) context in the database unless ``?include_state=true``."""
-    session = services.session_recover(
-        session_id,
-        actor=_caller(request).actor,
-        expected_version=expected_version(if_match, payload),
-    )
-    return session if include_state else SessionOut.model_validate(session)
+
+    def recover() -> Any:
+        session = services.session_recover(
+            session_id,
+            actor=_caller(request).actor,
+            expected_version=expected_version(if_match, payload),
+        )
+        return session if include_state else SessionOut.model_validate(session)
+
+    return idempotent(request, idempotency_key, recover, payload=payload, schema=RecoveryOut)
 
 
 @router.patch("/{session_id}/context", response=SessionOut, auth=write_access)
 def update_context(
-    request: HttpRequest, session_id: str, payload: ContextIn, if_match: str | None = IfMatch
+    request: HttpRequest,
+    session_id: str,
+    payload: ContextIn,
+    if_match: IfMatchValue | None = IfMatch,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    """Merge ``changes`` into the context (account sets only grow)."""
-    return services.session_update_context(
-        session_id,
-        changes=payload.changes,
-        actor=_caller(request).actor,
-        expected_version=expected_version(if_match, payload),
+    """Merge ``changes`` into the context (account sets only grow) and add
+    ``increments`` to its counters: agents sharing a session lose nothing without
+    If-Match. Increments count again when resent: send an Idempotency-Key."""
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.session_update_context(
+            session_id,
+            changes=payload.changes,
+            increments=payload.increments.given() if payload.increments else None,
+            actor=_caller(request).actor,
+            expected_version=expected_version(if_match, payload),
+        ),
+        payload=payload,
+        schema=SessionOut,
     )
 
 
 @router.post("/{session_id}/metrics", response=SessionOut, auth=write_access)
-def increment_metrics(request: HttpRequest, session_id: str, payload: MetricsIn) -> Any:
-    """Add to the metric counters and append account processing times."""
-    return services.session_update_metrics(
-        session_id,
-        counters=payload.counters,
-        processing_times_ms=payload.processing_times_ms,
-        actor=_caller(request).actor,
+def increment_metrics(
+    request: HttpRequest,
+    session_id: str,
+    payload: MetricsIn,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
+) -> Any:
+    """Add to the metric counters and append account processing times. They count again
+    when resent: send an Idempotency-Key."""
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.session_update_metrics(
+            session_id,
+            counters=payload.counters.given(),
+            processing_times_ms=payload.processing_times_ms,
+            actor=_caller(request).actor,
+        ),
+        payload=payload,
+        schema=SessionOut,
     )
 
 
 @router.post("/{session_id}/heartbeat", response=HeartbeatOut, auth=write_access)
 def heartbeat(request: HttpRequest, session_id: str) -> Any:
     """Liveness of a running session; the answer's status tells a paused or cancelled
-    agent to stop."""
+    agent to stop. Safe to resend as it is (no Idempotency-Key)."""
     return services.session_heartbeat(session_id)
 
 
 @router.post("/{session_id}/checkpoints", response={201: CheckpointOut}, auth=write_access)
 def create_checkpoint(
-    request: HttpRequest, session_id: str, payload: CheckpointIn | None = None
+    request: HttpRequest,
+    session_id: str,
+    payload: CheckpointIn | None = None,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    checkpoint = services.session_checkpoint(
-        session_id,
-        context_changes=payload.context_changes if payload else None,
-        actor=_caller(request).actor,
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.session_checkpoint(
+            session_id,
+            context_changes=payload.context_changes if payload else None,
+            actor=_caller(request).actor,
+        ),
+        payload=payload,
+        schema=CheckpointOut,
+        status=201,
     )
-    return Status(201, checkpoint)
 
 
 @router.get("/{session_id}/checkpoints", response=list[CheckpointOut])

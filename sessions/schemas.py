@@ -1,16 +1,25 @@
 """Request and response shapes of the sessions API, one per operation."""
 
+import copy
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from sergas.encoding import IsoDateTime
-from sergas.inputs import InputSchema
+from sergas.inputs import NOT_BLANK, InputSchema, JsonObjectQuery
 from sessions.hooks import HookEvent, error_type_of
 from sessions.models import HookName, SessionStatus, SessionType
+from sessions.services.lifecycle import SESSION_ID_PATTERN
 from sessions.transitions import allowed_actions
 
 NAME_PATTERN = r"^[A-Za-z0-9_.:/-]{1,64}$"
@@ -18,13 +27,44 @@ NAME_PATTERN = r"^[A-Za-z0-9_.:/-]{1,64}$"
 BIGINT_MAX = 2**63 - 1
 
 
+# What a client may write into a context, as ``sessions.state.SessionContext`` reads it:
+# the known keys typed, any other key kept in ``metadata``.
+_ACCOUNTS = {"type": "array", "items": {"type": "string"}}
+_COUNT = {"type": "integer", "minimum": 0}
+CONTEXT_CHANGES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "account_ids": _ACCOUNTS,
+        "owner_id": {"anyOf": [{"type": "string", "maxLength": 128}, {"type": "null"}]},
+        "current_batch": _COUNT,
+        "total_batches": _COUNT,
+        "recommendations_count": _COUNT,
+        "processed_accounts": _ACCOUNTS,
+        "failed_accounts": _ACCOUNTS,
+        "metadata": {"type": "object"},
+        "checkpoint_timestamp": {
+            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]
+        },
+    },
+    "additionalProperties": True,
+}
+ContextChanges = Annotated[dict[str, Any], WithJsonSchema(CONTEXT_CHANGES_SCHEMA)]
+
+# Checked by the service (422 invalid_session_id); documented here.
+SessionIdText = Annotated[str, WithJsonSchema({"type": "string", "pattern": SESSION_ID_PATTERN})]
+
+# Account ids are stored in columns of 128 characters.
+AccountId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
 class SessionCreateIn(InputSchema):
-    orchestrator_id: str = Field(min_length=1, max_length=128)
+    # Not blank: the service strips it (NOT_BLANK).
+    orchestrator_id: str = Field(min_length=1, max_length=128, pattern=NOT_BLANK)
     session_type: SessionType = SessionType.MANUAL
-    account_ids: list[str] | None = None
+    account_ids: list[AccountId] | None = None
     owner_id: str | None = Field(default=None, max_length=128)
-    context: dict[str, Any] | None = None
-    session_id: str | None = Field(
+    context: ContextChanges | None = None
+    session_id: SessionIdText | None = Field(
         default=None, description="Your own id (UUID or session_<orchestrator>_<hex>)."
     )
 
@@ -95,6 +135,12 @@ class SessionFilters(Schema):
     account_id: str | None = Field(default=None, description="Sessions whose accounts include it.")
     created_after: IsoDateTime | None = None
     created_before: IsoDateTime | None = None
+    context: JsonObjectQuery | None = Field(
+        default=None,
+        description="Sessions whose context contains this JSON object, e.g. "
+        '{"metadata": {"region": "emea"}} (URL-encoded); the account sets are not searched '
+        "here (use account_id).",
+    )
     cursor: str | None = None
     limit: int = Field(default=50, ge=1, le=500)
 
@@ -116,14 +162,49 @@ class FailIn(VersionIn):
     error: str = Field(min_length=1, max_length=10_000)
 
 
+Increment = Annotated[int, Field(ge=0, le=BIGINT_MAX)]
+
+
+class CountersIn(InputSchema):
+    """Named counters, each optional: only those given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def given(self) -> dict[str, int]:
+        return self.model_dump(exclude_none=True)
+
+
+class ContextIncrementsIn(CountersIn):
+    current_batch: Increment | None = None
+    total_batches: Increment | None = None
+    recommendations_count: Increment | None = None
+
+
 class ContextIn(VersionIn):
-    changes: dict[str, Any] = Field(
-        description="Merged into the context: account sets grow, metadata merges by key."
+    changes: ContextChanges = Field(
+        default_factory=dict,
+        description="Merged into the context: account sets grow, metadata merges by key.",
+    )
+    increments: ContextIncrementsIn | None = Field(
+        default=None,
+        description="Added to the context's counters: concurrent agents lose nothing (no "
+        "If-Match needed). A counter also named in changes takes the value given there.",
     )
 
 
+class MetricCountersIn(CountersIn):
+    total_duration_ms: Increment | None = None
+    api_call_count: Increment | None = None
+    cache_hits: Increment | None = None
+    cache_misses: Increment | None = None
+    token_usage: Increment | None = None
+    error_count: Increment | None = None
+
+
 class MetricsIn(InputSchema):
-    counters: dict[str, Annotated[int, Field(ge=0, le=BIGINT_MAX)]] = Field(default_factory=dict)
+    counters: MetricCountersIn = Field(
+        default_factory=MetricCountersIn, description="Added to the session's metric counters."
+    )
     processing_times_ms: list[Annotated[int, Field(ge=0, le=BIGINT_MAX)]] = Field(
         default_factory=list
     )
@@ -136,7 +217,7 @@ class HeartbeatOut(Schema):
 
 
 class CheckpointIn(InputSchema):
-    context_changes: dict[str, Any] = Field(default_factory=dict)
+    context_changes: ContextChanges = Field(default_factory=dict)
 
 
 class CheckpointOut(Schema):
@@ -153,7 +234,28 @@ class EventErrorIn(BaseModel):
     message: str = Field(default="", max_length=10_000)
 
 
+def _post_events_carry_their_duration(schema: dict[str, Any], model: type) -> None:
+    """The event's schema as two shapes, a pre_* and a post_* event, the second with its
+    ``duration_ms`` required (the validator below), so that a schema says it too."""
+    shapes = []
+    for hooks, duration_required in (
+        ([HookName.PRE_TOOL, HookName.PRE_TASK], False),
+        ([HookName.POST_TOOL, HookName.POST_TASK], True),
+    ):
+        shape = copy.deepcopy(schema)
+        shape["properties"]["hook"] = {"type": "string", "enum": [str(hook) for hook in hooks]}
+        if duration_required:
+            shape["properties"]["duration_ms"] = {"type": "number", "minimum": 0}
+            shape["required"] = [*shape.get("required", []), "duration_ms"]
+        shapes.append(shape)
+    title = schema.get("title")
+    schema.clear()
+    schema.update({"title": title, "anyOf": shapes})
+
+
 class EventIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_post_events_carry_their_duration)
+
     event_id: uuid.UUID = Field(description="Chosen by the agent; a replay is skipped.")
     hook: Literal[HookName.PRE_TOOL, HookName.POST_TOOL, HookName.PRE_TASK, HookName.POST_TASK]
     name: str = Field(pattern=NAME_PATTERN, description="Tool name or task type.")

@@ -75,6 +75,7 @@ def sessions_list(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     created_by: str | None = None,
+    context: dict[str, Any] | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page[AgentSession]:
@@ -82,7 +83,8 @@ def sessions_list(
 
     Context and metrics stay in PostgreSQL (a list never carries megabytes of context);
     ``account_id`` uses the SessionAccount index; ``created_by`` (the sessions of one
-    creator, for confined tokens) its index with ``created_at``.
+    creator, for confined tokens) its index with ``created_at``; ``context`` (a JSON
+    object the context must contain) the context GIN index, as ``sessions_with_context``.
     """
     queryset = AgentSession.objects.defer(*BULKY_COLUMNS)
     if session_id:
@@ -105,6 +107,10 @@ def sessions_list(
         queryset = queryset.filter(created_at__lt=created_before)
     if created_by is not None:
         queryset = queryset.filter(created_by=created_by)
+    if context:
+        queryset = queryset.alias(searchable=searchable_context()).filter(
+            searchable__contains=context
+        )
     return keyset_page(queryset, ordering=LIST_ORDERING, cursor=cursor, limit=limit)
 
 

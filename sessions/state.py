@@ -5,7 +5,7 @@ real types (sets stay sets); ``dump`` gives the canonical JSON form (sets as sor
 """
 
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -37,8 +37,9 @@ def without_stale_keys(data: dict[str, Any]) -> dict[str, Any]:
 class SessionContext(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    account_ids: list[str] = Field(default_factory=list)
-    owner_id: str | None = None
+    # Both are kept in columns of 128 characters too (agent_session, its account index).
+    account_ids: list[Annotated[str, Field(max_length=128)]] = Field(default_factory=list)
+    owner_id: str | None = Field(default=None, max_length=128)
     current_batch: NonNegativeInt = 0
     total_batches: NonNegativeInt = 0
     processed_accounts: set[str] = Field(default_factory=set)

@@ -2,6 +2,7 @@
 agent of docs/ driving a whole session through it."""
 
 import importlib.util
+import uuid
 from pathlib import Path
 
 import httpx
@@ -9,8 +10,10 @@ import pytest
 
 from agents.services import agent_token_create
 from audit.models import AuditEvent
+from scheduling.models import ScheduleExecution
 from sergas_client import SergasAPIError, SergasClient
 from sessions.models import AgentSession
+from tests.scheduling.factories import make_review
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -130,3 +133,70 @@ def test_a_batch_whose_answer_was_lost_is_resent_without_duplicates(live_server,
         pass
     assert transport.lost == 1
     assert AuditEvent.objects.filter(session_id=sid, event_type="tool").count() == 2
+
+
+def test_context_increments_and_the_context_search(api):
+    sid = api.create_session(orchestrator_id="o", context={"metadata": {"region": "emea"}})
+    sid = sid.session_id
+    api.start(sid)
+    api.update_context(sid, increments={"current_batch": 1, "recommendations_count": 2})
+    api.update_context(sid, {"note": "n"}, increments={"current_batch": 1})
+    context = api.get_session(sid).context
+    assert (context["current_batch"], context["recommendations_count"]) == (2, 2)
+    api.create_session(orchestrator_id="o", context={"metadata": {"region": "apac"}})
+    found = list(api.list_sessions(context={"metadata": {"region": "emea"}}))
+    assert [session.session_id for session in found] == [sid]
+
+
+def test_a_metrics_update_whose_answer_was_lost_counts_once(live_server, token):
+    with SergasClient(live_server.url, token) as setup:
+        sid = setup.create_session(orchestrator_id="o").session_id
+        setup.start(sid)
+    transport = _LosesFirstAnswer()
+    with SergasClient(live_server.url, token, transport=transport, backoff_seconds=0.01) as api:
+        session = api.increment_metrics(sid, {"api_call_count": 2}, [7])
+    assert transport.lost == 1
+    assert session.session_id == sid
+    metrics = AgentSession.objects.get(pk=sid).metrics
+    assert (metrics["api_call_count"], metrics["account_processing_times_ms"]) == (2, [7])
+
+
+def test_a_trigger_whose_answer_was_lost_starts_one_run(live_server, token):
+    review = make_review(name="lost answer")
+    transport = _LosesFirstAnswer()
+    with SergasClient(live_server.url, token, transport=transport, backoff_seconds=0.01) as api:
+        run = api.trigger_schedule(review.pk)
+    assert transport.lost == 1
+    assert (run.trigger, run.replayed) == ("on_demand", True)
+    assert list(ScheduleExecution.objects.filter(review=review).values_list("pk", flat=True)) == [
+        uuid.UUID(run.id)
+    ]
+
+
+def test_the_schedule_methods(api):
+    review = api.create_schedule(
+        name="EMEA daily",
+        owner_id="owner_1",
+        schedule_type="daily",
+        time_of_day="09:30",
+        timezone="Europe/Paris",
+    )
+    assert review.description == "At 09:30 AM (Europe/Paris)"
+    assert api.get_schedule(review.id).name == "EMEA daily"
+    assert api.update_schedule(review.id, priority="high").priority == "high"
+    assert [found.id for found in api.list_schedules(owner_id="owner_1")] == [review.id]
+    paused = api.pause_schedule(review.id, note="CRM migration")
+    assert (paused.enabled, paused.paused_note) == (False, "CRM migration")
+    assert [found.id for found in api.list_schedules(enabled=False)] == [review.id]
+    assert api.resume_schedule(review.id).enabled is True
+    runs = api.next_runs(review.id, count=3)
+    assert len(runs) == 3
+    assert runs == sorted(runs)
+    run = api.trigger_schedule(review.id)
+    assert [execution.id for execution in api.executions(review.id)] == [run.id]
+    assert list(api.executions(review.id, status=["failed"])) == []
+    assert list(api.execution_results(review.id, run.id)) == []
+    api.delete_schedule(review.id)
+    with pytest.raises(SergasAPIError) as excinfo:
+        api.get_schedule(review.id)
+    assert excinfo.value.code == "review_not_found"

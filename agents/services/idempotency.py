@@ -20,7 +20,9 @@ from agents.models import AgentToken, IdempotencyRecord
 from audit.models import AuditEventType
 from audit.services import SYSTEM_ACTOR, audit_event_record
 
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+# 1-255 visible ASCII characters; the OpenAPI schema documents the same pattern.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def idempotency_fingerprint(method: str, path: str, payload: Any) -> str:

@@ -29,7 +29,8 @@ from sessions.state import SessionContext, SessionMetrics
 from sessions.summary import session_summary_compute
 from sessions.transitions import SessionAction, transition_target
 
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 

@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from dashboard.forms import CONTEXT_NOT_AN_OBJECT
 from sessions import services
 from sessions.exceptions import INVALID_TRANSITION
 from sessions.models import AgentSession
@@ -44,6 +45,19 @@ class TestList:
         assert ids(account_id="acct_9") == {running.session_id}
         assert ids(session_type="on_demand") == {paused.session_id}
         assert ids(session_id=paused.session_id) == {paused.session_id}
+
+    def test_filters_by_what_the_context_contains(self, viewer_client):
+        emea = make_session("running", context={"metadata": {"region": "emea"}})
+        make_session("running", context={"metadata": {"region": "apac"}})
+        response = viewer_client.get(LIST, {"context": '{"metadata": {"region": "emea"}}'})
+        assert listed(response) == [emea.session_id]
+
+    @pytest.mark.parametrize("text", ["{oops", "[1]"])
+    def test_a_context_filter_that_is_not_a_json_object_is_explained(self, viewer_client, text):
+        response = viewer_client.get(LIST, {"context": text})
+        assert response.status_code == 200
+        assert response.context["page"] is None
+        assert CONTEXT_NOT_AN_OBJECT in response.content.decode().replace("&quot;", '"')
 
     def test_filters_by_creation_dates_inclusive(self, viewer_client):
         old = make_session()

@@ -139,3 +139,52 @@ def test_delete_is_204_and_then_404(agent_api):
     missing = api.get(f"/schedules/{review.pk}")
     assert missing.status_code == 404
     assert missing.json()["code"] == "review_not_found"
+
+
+class TestIdempotencyKeys:
+    def test_a_retried_trigger_with_its_key_starts_one_run(self, agent_api):
+        api = agent_api()
+        review = make_review()
+        first = api.post(f"/schedules/{review.pk}/trigger", idempotency_key="run-1")
+        again = api.post(f"/schedules/{review.pk}/trigger", idempotency_key="run-1")
+        assert (first.status_code, again.status_code) == (202, 202)
+        assert first.json() == again.json()
+        assert (first["Idempotent-Replayed"], again["Idempotent-Replayed"]) == ("false", "true")
+        assert ScheduleExecution.objects.filter(review=review, trigger="on_demand").count() == 1
+        assert AuditEvent.objects.filter(action="run_queued").count() == 1
+
+    def test_a_new_key_is_a_new_run(self, agent_api):
+        api = agent_api()
+        review = make_review()
+        for key in ("run-1", "run-2"):
+            assert (
+                api.post(f"/schedules/{review.pk}/trigger", idempotency_key=key).status_code == 202
+            )
+        assert ScheduleExecution.objects.filter(review=review).count() == 2
+
+    def test_a_retried_create_with_its_key_creates_one_review(self, agent_api):
+        api = agent_api()
+        first = api.post("/schedules", DAILY, idempotency_key="create-1")
+        again = api.post("/schedules", DAILY, idempotency_key="create-1")
+        assert (first.status_code, again.status_code) == (201, 201)
+        assert first.json() == again.json()
+        assert ScheduledReview.objects.count() == 1
+
+    def test_the_key_of_one_review_cannot_trigger_another(self, agent_api):
+        api = agent_api()
+        one, other = make_review(name="one"), make_review(name="other")
+        api.post(f"/schedules/{one.pk}/trigger", idempotency_key="k")
+        refused = api.post(f"/schedules/{other.pk}/trigger", idempotency_key="k")
+        assert refused.status_code == 422
+        assert refused.json()["code"] == "idempotency_key_reused"
+        assert not ScheduleExecution.objects.filter(review=other).exists()
+
+    def test_a_retried_pause_replays_instead_of_a_conflict(self, agent_api):
+        api = agent_api()
+        review = make_review()
+        body = {"note": "maintenance"}
+        first = api.post(f"/schedules/{review.pk}/pause", body, idempotency_key="p")
+        again = api.post(f"/schedules/{review.pk}/pause", body, idempotency_key="p")
+        assert (first.status_code, again.status_code) == (200, 200)
+        assert again["Idempotent-Replayed"] == "true"
+        assert api.post(f"/schedules/{review.pk}/pause", body).status_code == 409

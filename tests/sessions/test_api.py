@@ -89,6 +89,11 @@ class TestCreate:
             ({"orchestrator_id": "o", "session_id": "has space"}, "session_id"),
             ({"orchestrator_id": "o", "context": {"current_batch": -1}}, "current_batch"),
             ({"orchestrator_id": "o", "account_ids": "a1"}, "account_ids"),
+            ({"orchestrator_id": "   "}, "orchestrator_id"),
+            # Kept in columns of 128 characters: refused, not a database error (a 500).
+            ({"orchestrator_id": "o", "context": {"owner_id": "x" * 129}}, "owner_id"),
+            ({"orchestrator_id": "o", "account_ids": ["x" * 129]}, "account_ids.0"),
+            ({"orchestrator_id": "o", "context": {"account_ids": ["x" * 129]}}, "account_ids.0"),
         ],
     )
     def test_invalid_input_is_422_naming_the_field(self, agent_api, body, field):
@@ -146,6 +151,30 @@ class TestRead:
         assert len(ids(session_type="scheduled")) == 1
         assert ids(created_after=(timezone.now() + timedelta(minutes=1)).isoformat()) == set()
         assert ids(created_before=(timezone.now() + timedelta(minutes=1)).isoformat()) == everything
+
+    def test_the_list_filters_by_what_the_context_contains(self, agent_api):
+        api = agent_api("read")
+        emea = make_session("running", context={"metadata": {"region": "emea", "tier": 1}})
+        make_session("running", context={"metadata": {"region": "apac"}})
+        make_session("paused", context={"metadata": {"region": "emea"}})
+
+        def ids(contains: dict, **params) -> set[str]:
+            response = api.get("/sessions", {"context": json.dumps(contains), **params})
+            assert response.status_code == 200, response.content
+            return {item["session_id"] for item in response.json()["items"]}
+
+        assert len(ids({"metadata": {"region": "emea"}})) == 2
+        assert ids({"metadata": {"region": "emea"}}, status="running") == {emea.session_id}
+        assert ids({"metadata": {"tier": 1}}) == {emea.session_id}
+        assert ids({"metadata": {"region": "nowhere"}}) == set()
+        assert len(ids({})) == 3
+
+    @pytest.mark.parametrize("text", ["{oops", "[1]", '"emea"', "3"])
+    def test_a_context_filter_that_is_not_a_json_object_is_422(self, agent_api, text):
+        response = agent_api("read").get("/sessions", {"context": text})
+        assert response.status_code == 422
+        assert response.json()["field"] == "context"
+        assert "must be a JSON object" in response.json()["detail"]
 
     def test_cursor_pagination_visits_every_session_once_even_as_new_ones_arrive(self, agent_api):
         api = agent_api("read")
@@ -329,7 +358,104 @@ class TestState:
         sid = make_session("running").session_id
         response = agent_api().post(f"/sessions/{sid}/metrics", {"counters": {"bogus": 1}})
         assert response.status_code == 422
-        assert response.json()["field"] == "bogus"
+        assert response.json()["field"] == "counters.bogus"
+
+    def test_a_retried_metrics_post_with_its_key_counts_once(self, agent_api):
+        api = agent_api()
+        sid = make_session("running").session_id
+        body = {"counters": {"api_call_count": 3}, "processing_times_ms": [10]}
+        first = api.post(f"/sessions/{sid}/metrics", body, idempotency_key="m-1")
+        again = api.post(f"/sessions/{sid}/metrics", body, idempotency_key="m-1")
+        assert (first.status_code, again.status_code) == (200, 200)
+        assert first.json() == again.json()
+        assert (first["Idempotent-Replayed"], again["Idempotent-Replayed"]) == ("false", "true")
+        metrics = AgentSession.objects.get(pk=sid).metrics
+        assert metrics["api_call_count"] == 3
+        assert metrics["account_processing_times_ms"] == [10]
+        assert AuditEvent.objects.filter(session_id=sid, action="update_metrics").count() == 1
+
+    def test_a_metrics_key_reused_with_other_counts_is_refused(self, agent_api):
+        api = agent_api()
+        sid = make_session("running").session_id
+        api.post(f"/sessions/{sid}/metrics", {"counters": {"cache_hits": 1}}, idempotency_key="m")
+        refused = api.post(
+            f"/sessions/{sid}/metrics", {"counters": {"cache_hits": 2}}, idempotency_key="m"
+        )
+        assert refused.status_code == 422
+        assert refused.json()["code"] == "idempotency_key_reused"
+        assert AgentSession.objects.get(pk=sid).metrics["cache_hits"] == 1
+
+    def test_context_increments_add_to_the_counters(self, agent_api):
+        api = agent_api()
+        session = make_session("running", context={"total_batches": 4, "current_batch": 1})
+        response = api.patch(
+            f"/sessions/{session.session_id}/context",
+            {
+                "changes": {"note": "n"},
+                "increments": {"current_batch": 1, "recommendations_count": 3},
+            },
+        )
+        assert response.status_code == 200, response.content
+        context = AgentSession.objects.get(pk=session.session_id).context
+        assert (context["current_batch"], context["total_batches"]) == (2, 4)
+        assert context["recommendations_count"] == 3
+        assert context["metadata"] == {"note": "n"}
+
+    def test_a_retried_context_patch_with_its_key_increments_once(self, agent_api):
+        api = agent_api()
+        sid = make_session("running").session_id
+        body = {"increments": {"current_batch": 1}}
+        for _ in range(2):
+            assert (
+                api.patch(f"/sessions/{sid}/context", body, idempotency_key="c").status_code == 200
+            )
+        assert AgentSession.objects.get(pk=sid).context["current_batch"] == 1
+
+    @pytest.mark.parametrize(
+        ("increments", "field"),
+        [
+            ({"processed_accounts": 1}, "increments.processed_accounts"),
+            ({"current_batch": -1}, "increments.current_batch"),
+        ],
+    )
+    def test_an_increment_the_schema_does_not_name_is_422(self, agent_api, increments, field):
+        sid = make_session("running").session_id
+        response = agent_api().patch(f"/sessions/{sid}/context", {"increments": increments})
+        assert response.status_code == 422
+        assert response.json()["field"] == field
+
+    def test_a_retried_lifecycle_action_with_its_key_replays_its_answer(self, agent_api):
+        api = agent_api()
+        sid = make_session("running").session_id
+        first = api.post(f"/sessions/{sid}/complete", {}, idempotency_key="done")
+        again = api.post(f"/sessions/{sid}/complete", {}, idempotency_key="done")
+        assert (first.status_code, again.status_code) == (200, 200)
+        assert first.json() == again.json()
+        assert again.json()["status"] == "completed"
+        assert api.post(f"/sessions/{sid}/complete", {}).status_code == 409
+
+    def test_a_key_covers_if_match_too(self, agent_api):
+        api = agent_api()
+        session = make_session("running")
+        sid, version = session.session_id, session.version
+        api.post(f"/sessions/{sid}/pause", {}, idempotency_key="p", if_match=f'"{version}"')
+        refused = api.post(
+            f"/sessions/{sid}/pause", {}, idempotency_key="p", if_match=f'"{version + 1}"'
+        )
+        assert refused.json()["code"] == "idempotency_key_reused"
+
+    def test_a_recover_with_its_key_replays_without_the_state_unless_asked(self, agent_api):
+        api = agent_api()
+        session = make_session("running")
+        sid = session.session_id
+        services.session_checkpoint(sid)
+        services.session_pause(sid)
+        first = api.post(f"/sessions/{sid}/recover", {}, idempotency_key="r")
+        again = api.post(f"/sessions/{sid}/recover", {}, idempotency_key="r")
+        assert (first.status_code, again.status_code) == (200, 200)
+        assert first.json() == again.json()
+        assert first.json()["context"] is None
+        assert AgentSession.objects.get(pk=sid).recovery_count == 1
 
     def test_a_heartbeat_tells_a_paused_agent_to_stop(self, agent_api):
         api = agent_api()
@@ -346,8 +472,10 @@ class TestState:
         assert first.status_code == 201
         assert first.json()["sequence"] == 1
         api.post(f"/sessions/{sid}/checkpoints")
+        keyed = api.post(f"/sessions/{sid}/checkpoints", idempotency_key="cp")
+        assert api.post(f"/sessions/{sid}/checkpoints", idempotency_key="cp").json() == keyed.json()
         listed = api.get(f"/sessions/{sid}/checkpoints").json()
-        assert [item["sequence"] for item in listed] == [2, 1]
+        assert [item["sequence"] for item in listed] == [3, 2, 1]
         assert set(listed[0]) == {"sequence", "status", "size_bytes", "created_at"}
         assert api.get("/sessions/nope/checkpoints").status_code == 404
 
