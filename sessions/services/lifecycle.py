@@ -67,12 +67,16 @@ def session_create(
         raise InvalidSessionId(session_id)
     log_context.bind(session_id=session_id)
 
-    changes: dict[str, Any] = dict(context or {})
+    # The context as sent must be valid on its own, even where the top-level fields
+    # then replace it (an object as its owner_id is refused, not silently dropped).
+    typed_context = SessionContext().merge(dict(context or {}))
+    top: dict[str, Any] = {}
     if account_ids is not None:
-        changes["account_ids"] = list(account_ids)
+        top["account_ids"] = list(account_ids)
     if owner_id is not None:
-        changes["owner_id"] = owner_id
-    typed_context = SessionContext().merge(changes)
+        top["owner_id"] = owner_id
+    if top:
+        typed_context = typed_context.merge(top)
 
     now = timezone.now()
     session = AgentSession(

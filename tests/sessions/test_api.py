@@ -94,6 +94,15 @@ class TestCreate:
             ({"orchestrator_id": "o", "context": {"owner_id": "x" * 129}}, "owner_id"),
             ({"orchestrator_id": "o", "account_ids": ["x" * 129]}, "account_ids.0"),
             ({"orchestrator_id": "o", "context": {"account_ids": ["x" * 129]}}, "account_ids.0"),
+            # Invalid in the context though the top-level field replaces it (schemathesis).
+            (
+                {"orchestrator_id": "o", "owner_id": "", "context": {"owner_id": {"": True}}},
+                "owner_id",
+            ),
+            (
+                {"orchestrator_id": "o", "account_ids": [], "context": {"account_ids": "a"}},
+                "account_ids",
+            ),
         ],
     )
     def test_invalid_input_is_422_naming_the_field(self, agent_api, body, field):
