@@ -4,7 +4,8 @@ The drill runs its own PostgreSQL (the embedded server, in a temporary directory
 machine's server is never touched. While it is down every request must fail fast with
 503 and the JSON error form (never a hang, never a traceback); once it is back the
 service must answer again within seconds, with no manual step, and every write that was
-acknowledged before or after the outage must be there.
+acknowledged before or after the outage must be there. A session's detail may still be
+served from the read cache while the database is down; nothing else may answer.
 """
 
 import time
@@ -89,9 +90,10 @@ def test_postgresql_restarted_under_api_load(tmp_path, drill_report):
     try:
         load.start(CLIENTS, _agent_loop)
         time.sleep(3)
-        stopped_at = time.monotonic()
-        postgres.stop("fast")
+        postgres.stop("fast")  # returns once the server is down (pg_ctl -w)
+        stopped_at = time.monotonic()  # requests sent before may still have been served
         time.sleep(DOWN_SECONDS)
+        starting_at = time.monotonic()  # from here requests may be served as it comes up
         postgres.start()
         back_at = time.monotonic()
         deadline = back_at + 30
@@ -109,7 +111,7 @@ def test_postgresql_restarted_under_api_load(tmp_path, drill_report):
 
     outcomes = load.outcomes
     before = [o for o in outcomes if o.at < stopped_at]
-    during = [o for o in outcomes if stopped_at <= o.at < back_at]
+    during = [o for o in outcomes if stopped_at <= o.at < starting_at]
     after = [o for o in outcomes if o.at >= back_at]
     first_ok = min((o.at + o.elapsed for o in after if o.status == 200), default=None)
     settled = back_at + RECOVERY_BOUND_SECONDS
@@ -136,8 +138,15 @@ def test_postgresql_restarted_under_api_load(tmp_path, drill_report):
     assert all(o.status is not None for o in outcomes), "a request hung or lost its connection"
     assert not [o for o in outcomes if o.status == 500], "a 500 escaped"
     assert max(o.elapsed for o in during) < SLOWEST_ANSWER_SECONDS
+    # A session's detail is read from the read cache (a verified token needs no database
+    # either, since issue 13): those may still answer 200. Everything else needs
+    # PostgreSQL and must be refused.
+    cached_reads = [o for o in during if o.op == "get" and o.status == 200]
+    drill_report.note("session details served from the cache while down", len(cached_reads))
     refused = [o for o in during if o.status == 503]
-    assert len(refused) >= len(during) * 0.9
+    answered = sorted({(o.op, o.status) for o in during if o.status != 503})
+    assert {op for op, _ in answered} <= {"get"}, answered
+    assert len(refused) + len(cached_reads) == len(during)
     for outcome in refused:
         if outcome.op == "healthz":
             assert outcome.body["checks"]["database"]["ok"] is False
