@@ -28,9 +28,10 @@ from sergas.errors import (
     PermissionDenied,
     RateLimited,
     ServiceUnavailable,
+    UnsupportedMediaType,
     ValidationFailed,
 )
-from sergas.inputs import GuardedParser, guard_request
+from sergas.inputs import ERROR_FORM, GuardedParser, guard_request
 from sergas.openapi import document_errors
 
 # (prefix, router): each app owns its router.
@@ -42,6 +43,7 @@ V1_ROUTERS: list[tuple[str, str]] = [
     ("/accounts", "scheduling.api.accounts_router"),
     ("/work", "scheduling.work_api.router"),
     ("/audit", "audit.api.router"),
+    ("/otlp", "traces.api.router"),
 ]
 
 # The base classes of sergas.errors and their statuses; any other DomainError is a 400.
@@ -51,6 +53,7 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
     (ValidationFailed, 422),
     (RateLimited, 429),
     (ServiceUnavailable, 503),
@@ -102,9 +105,13 @@ def error_response(
 ) -> HttpResponse:
     """The one error shape: ``{"code", "detail"}`` plus the error's context (``field``,
     ``status``, ``limit``, ...)."""
-    body = {"code": code, "detail": detail}
-    body.update({key: value for key, value in context.items() if key not in body})
-    response = api.create_response(request, body, status=http_status)
+    render = getattr(request, ERROR_FORM, None)
+    if render is not None:
+        response = render(http_status, code, detail)
+    else:
+        body = {"code": code, "detail": detail}
+        body.update({key: value for key, value in context.items() if key not in body})
+        response = api.create_response(request, body, status=http_status)
     if http_status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="sergas"'
     return response

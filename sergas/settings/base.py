@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "audit.apps.AuditConfig",
     "agents.apps.AgentsConfig",
     "housekeeping.apps.HousekeepingConfig",
+    "traces.apps.TracesConfig",
 ]
 
 MIDDLEWARE = [
@@ -266,6 +267,25 @@ SERGAS_SESSIONS = {
     "EVENTS_MAX_AGE_DAYS": env.int("EVENTS_MAX_AGE_DAYS", default=7 * 366),
     # Called by every lifecycle transition, in the lock order (sessions/owners.py).
     "OWNERS": ["scheduling.session_owner.ScheduledRunOwner"],
+}
+
+# --- Traces (read through traces/conf.py; docs/api.md "OpenTelemetry traces") ----------
+SERGAS_TRACES = {
+    # Days spans are kept (their daily partitions are dropped after), shorter than the
+    # audit trail's years; days of partitions made ahead.
+    "RETENTION_DAYS": env.int("TRACES_RETENTION_DAYS", default=30),
+    "PREMAKE_DAYS": env.int("TRACES_PREMAKE_DAYS", default=7),
+    "MAX_DECODED_BYTES": env.int("TRACES_MAX_DECODED_BYTES", default=16 * 1024 * 1024),
+    "MAX_FUTURE_SECONDS": env.int("TRACES_MAX_FUTURE_SECONDS", default=300),
+    "DDL_LOCK_TIMEOUT_SECONDS": env.int("TRACES_DDL_LOCK_TIMEOUT_SECONDS", default=10),
+    # USD per million tokens by model, as JSON: {"gpt-4o": {"input": 2.5, "output": 10}}.
+    # A model without a price has its tokens counted and costs 0 (the page names it).
+    "MODEL_PRICES": env.json("TRACES_MODEL_PRICES", default={}),
+}
+CELERY_BEAT_SCHEDULE["traces-maintain-partitions"] = {
+    "task": "traces.tasks.maintain_trace_partitions",
+    "schedule": 6 * 3600.0,
+    "options": {"queue": MAINTENANCE_QUEUE},
 }
 
 # --- Scheduling (read through scheduling/conf.py) ------------------------------------------

@@ -34,6 +34,7 @@ from sessions.services.state import (
     session_update_context,
     session_update_metrics,
 )
+from sessions.services.usage import session_record_usage
 
 __all__ = [
     "CleanupResult",
@@ -51,6 +52,7 @@ __all__ = [
     "session_heartbeat",
     "session_interrupt",
     "session_pause",
+    "session_record_usage",
     "session_recover",
     "session_resume",
     "session_scope",
