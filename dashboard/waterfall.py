@@ -22,6 +22,7 @@ INDENT = 12
 MIN_BAR = 2.0  # px: an instant span stays visible
 TICKS = 5
 LABEL_CHARS = 40
+NOTE_ROOM = 110  # px a note beside a bar needs
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,17 @@ class Row:
     def text_y(self) -> float:
         return self.y + ROW_HEIGHT / 2
 
+    plot_right: float = WIDTH - MARGIN_RIGHT
+
     @property
-    def note_x(self) -> float:
-        """Right of the bar, or left of it where the bar reaches the edge."""
-        return self.x + self.width + 4
+    def note_place(self) -> tuple[float, str, str]:
+        """(x, text-anchor, css) of the note: right of the bar where there is room, else
+        inside a wide bar, else left of it."""
+        if self.plot_right - (self.x + self.width) >= NOTE_ROOM:
+            return self.x + self.width + 4, "start", "span-note"
+        if self.width >= NOTE_ROOM:
+            return self.x + self.width - 4, "end", "span-note inside"
+        return self.x - 4, "end", "span-note"
 
 
 @dataclass
@@ -127,6 +135,7 @@ def _waterfall(trace_id: str, spans: list[Span]) -> Waterfall:
                 note=_note(span),
                 css=f"k-{span.kind}" + (" failed" if span.status_code == SpanStatus.ERROR else ""),
                 title=_title(span),
+                plot_right=waterfall.plot_right,
             )
         )
     return waterfall
