@@ -52,7 +52,7 @@ def main() -> int:
     use_fresh_database("otlp_ingest")
     migrate()
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from agents.services import agent_token_create
+    from access.services import agent_token_create
     from sessions import services
     from traces.services import trace_partitions_maintain
 

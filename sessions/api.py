@@ -11,11 +11,11 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Header, Query, Router
 
-from agents.auth import Principal, record_refusal, write_access
-from audit.export import JSONL_CONTENT_TYPE, audit_events_jsonl
+from access.auth import Principal, record_refusal, write_access
+from access.idempotency import IdempotencyKey, IdempotencyKeyValue, idempotent
 from audit.selectors import audit_events_for_session
-from sergas.conditional import IfMatchValue, expected_version
-from sergas.idempotency import IdempotencyKey, IdempotencyKeyValue, idempotent
+from audit.trail.export import JSONL_CONTENT_TYPE, audit_events_jsonl
+from kernel.conditional import IfMatchValue, expected_version
 from sessions import selectors, services
 from sessions.detail import session_detail
 from sessions.exceptions import SessionNotFound

@@ -14,8 +14,8 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from ninja import Router
 
-from agents.auth import Principal, write_access
-from sergas.inputs import answers_errors_with, reads_raw_body
+from access.auth import Principal, write_access
+from access.inputs import answers_errors_with, reads_raw_body
 from traces import otlp
 from traces.services import spans_ingest
 

@@ -1,6 +1,6 @@
 """Errors of the OTLP endpoint; the API maps their base classes (sergas/api.py)."""
 
-from sergas.errors import DomainError, PayloadTooLarge, UnsupportedMediaType
+from kernel.errors import DomainError, PayloadTooLarge, UnsupportedMediaType
 
 UNDECODABLE = "The body is not an OTLP ExportTraceServiceRequest in {encoding}: {reason}."
 MEDIA_TYPE = "OTLP/HTTP traces are application/x-protobuf or application/json, not {media_type!r}."

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from agents.services import agent_token_create
+from access.services import agent_token_create
 from audit.models import AuditEvent
 from sessions.models import AgentSession
 from sessions.state import SessionMetrics

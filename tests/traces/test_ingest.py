@@ -8,7 +8,7 @@ import pytest
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from agents.services import agent_token_create
+from access.services import agent_token_create
 from audit.models import AuditEvent
 from sessions.models import AgentSession
 from sessions.state import SessionMetrics

@@ -32,7 +32,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from sergas.encoding import PreciseJSONEncoder
+from kernel.encoding import PreciseJSONEncoder
 from sessions import conf as sessions_conf
 from sessions.hooks import HookEvent, error_type_of, hook_events_record
 from sessions.models import HookName
