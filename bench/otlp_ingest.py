@@ -179,12 +179,12 @@ def _copy_ingest(requests: list, *, clients: int) -> float:
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from kernel.pgcopy import copy_rows
     from traces.models import Span
     from traces.spans import spans_decode
 
     fields = Span._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    copy_sql = f"COPY {Span._meta.db_table} ({columns}) FROM STDIN"
+    columns = [field.column for field in fields]
     now = timezone.now()
     batches = []
     for request in requests:
@@ -202,13 +202,8 @@ def _copy_ingest(requests: list, *, clients: int) -> float:
     def write(share: list[list]) -> None:
         try:
             for values in share:
-                with (
-                    transaction.atomic(),
-                    connection.cursor() as cursor,
-                    cursor.copy(copy_sql) as copy,
-                ):
-                    for row in values:
-                        copy.write_row(row)
+                with transaction.atomic():
+                    copy_rows(Span._meta.db_table, columns, values)
         finally:
             connection.close()
 

@@ -185,6 +185,9 @@ def spans_insert(spans: Sequence[IncomingSpan], *, actor: str) -> list[IncomingS
 
 @functools.cache
 def _insert_sql() -> str:
+    # Not COPY (kernel/pgcopy.py, the bench's baseline): COPY cannot skip a resent span,
+    # and the spans that were new must be known to count them once. One INSERT of a JSON
+    # array of rows that PostgreSQL parses (as audit_events_record_many does) is bulk too.
     quote = connection.ops.quote_name
     fields = Span._meta.concrete_fields
     columns = ", ".join(quote(f.column) for f in fields)
