@@ -10,20 +10,11 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from access.services import staff_actor as agents_staff_actor
 from kernel.errors import Conflict, DomainError, NotFound
 from sessions import services as session_services
 from sessions.transitions import SessionAction, allowed_actions
 
 T = TypeVar("T")
-
-
-def staff_actor(request: HttpRequest, permission: str) -> str:
-    """The audit actor of the staff member behind ``request``, once they hold
-    ``permission`` (``access.services.staff_actor`` records a refusal and raises 403)."""
-    return agents_staff_actor(
-        request.user, permission, path=request.path, remote_addr=request.META.get("REMOTE_ADDR")
-    )
 
 
 def perform(request: HttpRequest, call: Callable[[], T], *, success: str) -> tuple[bool, T | None]:

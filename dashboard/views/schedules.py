@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
+from access.staff import staff_actor_of
 from dashboard import conf
 from dashboard.access import (
     ADD_REVIEWS,
@@ -15,7 +16,7 @@ from dashboard.access import (
     VIEW_REVIEWS,
     staff_view,
 )
-from dashboard.controls import REVIEW_CONTROLS, perform, staff_actor
+from dashboard.controls import REVIEW_CONTROLS, perform
 from dashboard.forms import ExecutionFilterForm, PauseNoteForm, ReviewFilterForm, ReviewForm
 from dashboard.paging import cursor_page, has_filters
 from scheduling import services
@@ -130,7 +131,7 @@ def schedule_control(request: HttpRequest, review_id: int, action: str) -> HttpR
     review = _review_or_404(review_id)
     form = PauseNoteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        actor = staff_actor(request, DELETE_REVIEWS if action == "delete" else CONTROL_REVIEWS)
+        actor = staff_actor_of(request, DELETE_REVIEWS if action == "delete" else CONTROL_REVIEWS)
         calls = {
             "trigger": lambda: services.review_trigger_on_demand(review_id, actor=actor),
             "pause": lambda: services.review_pause(
@@ -174,7 +175,7 @@ def schedule_create(request: HttpRequest) -> HttpResponse:
         done, review = perform(
             request,
             lambda: services.review_create(
-                actor=staff_actor(request, ADD_REVIEWS), **form.fields_to_create()
+                actor=staff_actor_of(request, ADD_REVIEWS), **form.fields_to_create()
             ),
             success="Review created.",
         )
@@ -198,7 +199,7 @@ def schedule_edit(request: HttpRequest, review_id: int) -> HttpResponse:
         done, _ = perform(
             request,
             lambda: services.review_update(
-                review_id, changes=changes, actor=staff_actor(request, CONTROL_REVIEWS)
+                review_id, changes=changes, actor=staff_actor_of(request, CONTROL_REVIEWS)
             ),
             success=f"Saved: {', '.join(sorted(changes))}.",
         )

@@ -3,11 +3,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from access.staff import staff_actor_of
 from audit.models import AuditEventType
 from audit.selectors import audit_events_search
 from dashboard import conf
 from dashboard.access import CONTROL_SESSIONS, VIEW_SESSIONS, staff_view
-from dashboard.controls import SESSION_CONTROLS, perform, session_controls_for, staff_actor
+from dashboard.controls import SESSION_CONTROLS, perform, session_controls_for
 from dashboard.forms import ReasonForm, SessionFilterForm
 from dashboard.paging import cursor_page, has_filters
 from scheduling.selectors import execution_of_session
@@ -140,7 +141,7 @@ def session_control(request: HttpRequest, session_id: str, action: str) -> HttpR
             request,
             lambda: control.run(
                 session_id,
-                actor=staff_actor(request, CONTROL_SESSIONS),
+                actor=staff_actor_of(request, CONTROL_SESSIONS),
                 reason=form.cleaned_data["reason"],
             ),
             success=f"Session {session_id}: {control.done}.",
