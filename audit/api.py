@@ -1,23 +1,25 @@
 """``/api/v1/audit``: search the audit trail (admin tokens and staff)."""
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest
-from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
 from access.auth import admin_access
 from access.inputs import JsonObjectQuery
-from audit.selectors import audit_event_proof, audit_events_search
+from audit.selectors import (
+    AUDIT_SEARCH_PAGE_LIMIT,
+    AUDIT_SEARCH_PAGE_LIMIT_MAX,
+    AUDIT_SEARCH_RECORDED_LATE_MAX_SECONDS,
+    audit_event_proof,
+    audit_events_search,
+    audit_search_since,
+)
 from kernel.encoding import IsoDateTime
 
 router = Router(tags=["audit"], auth=admin_access)
-
-# Without ``since`` a search covers the last week: a bounded range keeps it on a few
-# monthly partitions.
-DEFAULT_WINDOW = timedelta(days=7)
 
 
 class AuditEventOut(Schema):
@@ -52,19 +54,19 @@ class AuditFilters(Schema):
     recorded_late_seconds: int | None = Field(
         default=None,
         ge=0,
-        le=100 * 365 * 86400,
+        le=AUDIT_SEARCH_RECORDED_LATE_MAX_SECONDS,
         description="Only events recorded more than this many seconds after the time they "
         "claim (backdated).",
     )
     cursor: str | None = None
-    limit: int = Field(default=100, ge=1, le=500)
+    limit: int = Field(default=AUDIT_SEARCH_PAGE_LIMIT, ge=1, le=AUDIT_SEARCH_PAGE_LIMIT_MAX)
 
 
 @router.get("/events", response=AuditPageOut)
 def search_audit_events(request: HttpRequest, filters: Query[AuditFilters]) -> Any:
     """Events matching every filter, newest first; follow ``next_cursor`` for more."""
     return audit_events_search(
-        since=filters.since or timezone.now() - DEFAULT_WINDOW,
+        since=audit_search_since(filters.since),
         until=filters.until,
         event_type=filters.event_type,
         action=filters.action,

@@ -14,6 +14,7 @@ from ninja import Header, Query, Router
 from access.auth import caller, record_refusal, write_access
 from access.idempotency import IdempotencyKey, IdempotencyKeyValue, idempotent
 from audit.selectors import audit_events_for_session
+from audit.services import audit_export_record
 from audit.trail.export import JSONL_CONTENT_TYPE, audit_events_jsonl
 from kernel.conditional import IfMatchValue, expected_version
 from sessions import selectors, services
@@ -360,8 +361,12 @@ def list_checkpoints(request: HttpRequest, session_id: str) -> Any:
 
 @router.get("/{session_id}/audit-trail", response={200: None})
 def download_audit_trail(request: HttpRequest, session_id: str) -> StreamingHttpResponse:
-    """The session's audit trail as JSON Lines, oldest first, streamed."""
+    """The session's audit trail as JSON Lines, oldest first, streamed. The download is
+    itself recorded (``audit_export``), as the dashboard's exports are."""
     _require(session_id)
+    audit_export_record(
+        fmt="jsonl", filters={"session_id": session_id}, actor=caller(request).actor
+    )
     response = StreamingHttpResponse(
         audit_events_jsonl(audit_events_for_session(session_id)), content_type=JSONL_CONTENT_TYPE
     )
