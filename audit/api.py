@@ -4,11 +4,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from django.db import models
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
+from pydantic import create_model
 
 from access.auth import admin_access
 from access.inputs import JsonObjectQuery
+from audit.models import AuditEvent
 from audit.selectors import (
     AUDIT_SEARCH_PAGE_LIMIT,
     AUDIT_SEARCH_PAGE_LIMIT_MAX,
@@ -22,17 +25,28 @@ from kernel.encoding import IsoDateTime
 router = Router(tags=["audit"], auth=admin_access)
 
 
-class AuditEventOut(Schema):
-    event_id: uuid.UUID
-    timestamp: datetime
-    session_id: str | None
-    event_type: str
-    actor: str
-    action: str
-    resource: str
-    metadata: dict[str, Any]
-    # When the database recorded it (null for events older than recording times).
-    recorded_at: datetime | None
+# The Python types of the event's columns, for the schema derived from them.
+_COLUMN_TYPES: dict[str, Any] = {
+    "UUIDField": uuid.UUID,
+    "DateTimeField": datetime,
+    "CharField": str,
+    "JSONField": dict[str, Any],
+}
+
+
+def _column_type(field: models.Field) -> Any:
+    python_type = _COLUMN_TYPES[field.get_internal_type()]
+    return python_type | None if field.null else python_type
+
+
+# Every column of the stored event, each required (``recorded_at``, when the database
+# recorded it, is null for events older than recording times): a column added to
+# ``AuditEvent`` is answered too, as the exports write it.
+AuditEventOut = create_model(
+    "AuditEventOut",
+    __base__=Schema,
+    **{field.name: (_column_type(field), ...) for field in AuditEvent._meta.concrete_fields},
+)
 
 
 class AuditPageOut(Schema):
