@@ -264,7 +264,8 @@ session_cancel = _reasoned(
 
 
 session_interrupt = _reasoned(
-    SessionAction.INTERRUPT, "Mark a running session interrupted; recover it from its newest checkpoint."
+    SessionAction.INTERRUPT,
+    "Mark a running session interrupted (recoverable from its newest checkpoint).",
 )
 
 
