@@ -1,9 +1,9 @@
 """What the apps' admins share."""
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from kernel.errors import DomainError
@@ -31,13 +31,13 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
 def apply_each(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,
-    ids: Iterable[Any],
+    queryset: QuerySet,
     action: Callable[..., object],
     *,
     actor: Callable[[], str],
     done: str,
 ) -> None:
-    """An admin action through a service: ``action(id, actor=...)`` for each of ``ids``.
+    """An admin action through a service: ``action(pk, actor=...)`` for each selected row.
     ``actor()`` is asked once, first; if it refuses, that is an error message and nothing
     runs. Then ``done`` (formatted with how many succeeded) is a success message, and each
     refusal of the service a warning naming its reason."""
@@ -47,7 +47,7 @@ def apply_each(
         modeladmin.message_user(request, exc.detail, messages.ERROR)
         return
     succeeded, refused = 0, []
-    for pk in ids:
+    for pk in queryset.values_list("pk", flat=True):
         try:
             action(pk, actor=who)
             succeeded += 1

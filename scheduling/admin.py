@@ -1,3 +1,4 @@
+import functools
 from collections.abc import Callable
 
 from django.contrib import admin
@@ -22,14 +23,8 @@ def _each(
     verb: str,
     action: Callable[..., object],
 ) -> None:
-    apply_each(
-        modeladmin,
-        request,
-        queryset.values_list("pk", flat=True),
-        action,
-        actor=lambda: staff_actor_of(request, CHANGE_REVIEWS),
-        done=verb + " {} review(s).",
-    )
+    actor = functools.partial(staff_actor_of, request, CHANGE_REVIEWS)
+    apply_each(modeladmin, request, queryset, action, actor=actor, done=f"{verb} {{}} review(s).")
 
 
 @admin.action(description="Run selected reviews now", permissions=["change"])

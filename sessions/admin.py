@@ -1,3 +1,4 @@
+import functools
 from collections.abc import Callable
 
 from django.contrib import admin
@@ -26,18 +27,12 @@ CHANGE_SESSIONS = "agent_sessions.change_agentsession"
 def _apply(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,
-    queryset: QuerySet[AgentSession],
+    queryset: QuerySet,
     verb: str,
     action: Callable[..., object],
 ) -> None:
-    apply_each(
-        modeladmin,
-        request,
-        queryset.values_list("session_id", flat=True),
-        action,
-        actor=lambda: staff_actor_of(request, CHANGE_SESSIONS),
-        done=verb + " {} session(s).",
-    )
+    actor = functools.partial(staff_actor_of, request, CHANGE_SESSIONS)
+    apply_each(modeladmin, request, queryset, action, actor=actor, done=f"{verb} {{}} session(s).")
 
 
 @admin.action(description="Pause selected sessions", permissions=["change"])
