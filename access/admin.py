@@ -2,20 +2,15 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from access.addresses import client_address
 from access.models import AgentToken, IdempotencyRecord
-from access.services import agent_token_revoke, staff_actor
+from access.services import agent_token_revoke
+from access.staff import staff_actor_of
 from kernel.admin import ReadOnlyModelAdmin
 
 
 @admin.action(description="Revoke selected tokens", permissions=["change"])
 def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    actor = staff_actor(
-        request.user,
-        "agents.change_agenttoken",
-        path=request.path,
-        remote_addr=client_address(request),
-    )
+    actor = staff_actor_of(request, "agents.change_agenttoken")
     prefixes = list(queryset.filter(revoked_at__isnull=True).values_list("prefix", flat=True))
     for prefix in prefixes:
         agent_token_revoke(prefix, actor=actor)

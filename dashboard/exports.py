@@ -83,20 +83,6 @@ def audit_export_lines(fmt: str, filters: dict[str, Any]) -> Iterator[str]:
     return audit_events_csv(events) if fmt == "csv" else audit_events_jsonl(events)
 
 
-def audit_export_record(fmt: str, filters: dict[str, Any], *, actor: str) -> None:
-    """Who exported what: exports are audit events themselves."""
-    audit_event_record(
-        event_type=AuditEventType.SYSTEM,
-        action="audit_export",
-        actor=actor,
-        resource="table:audit_event",
-        metadata={
-            "format": fmt,
-            "filters": json.loads(json.dumps(filters, cls=PreciseJSONEncoder)),
-        },
-    )
-
-
 def export_filename(fmt: str, filters: dict[str, Any]) -> str:
     since = filters["since"].strftime("%Y%m%dT%H%M")
     until = filters["until"].strftime("%Y%m%dT%H%M") if filters.get("until") else "now"

@@ -1,12 +1,14 @@
-from django.contrib import admin, messages
+import functools
+from collections.abc import Callable
+
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from access.services import staff_actor
-from kernel.admin import ReadOnlyModelAdmin
-from kernel.errors import DomainError
+from access.staff import staff_actor_of
+from kernel.admin import ReadOnlyModelAdmin, apply_each
 from sessions import services
 from sessions.models import (
     BULKY_COLUMNS,
@@ -19,39 +21,18 @@ from sessions.models import (
     SessionTimes,
 )
 
-
-def _staff_actor(request: HttpRequest) -> str:
-    return staff_actor(
-        request.user,
-        "agent_sessions.change_agentsession",
-        path=request.path,
-        remote_addr=request.META.get("REMOTE_ADDR"),
-    )
+CHANGE_SESSIONS = "agent_sessions.change_agentsession"
 
 
 def _apply(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,
-    queryset: QuerySet[AgentSession],
+    queryset: QuerySet,
     verb: str,
-    action: object,
+    action: Callable[..., object],
 ) -> None:
-    done, refused = 0, []
-    try:
-        actor = _staff_actor(request)
-    except DomainError as exc:
-        modeladmin.message_user(request, exc.detail, messages.ERROR)
-        return
-    for session_id in queryset.values_list("session_id", flat=True):
-        try:
-            action(session_id, actor=actor)
-            done += 1
-        except DomainError as exc:
-            refused.append(exc.detail)
-    if done:
-        modeladmin.message_user(request, f"{verb} {done} session(s).", messages.SUCCESS)
-    for detail in refused:
-        modeladmin.message_user(request, detail, messages.WARNING)
+    actor = functools.partial(staff_actor_of, request, CHANGE_SESSIONS)
+    apply_each(modeladmin, request, queryset, action, actor=actor, done=f"{verb} {{}} session(s).")
 
 
 @admin.action(description="Pause selected sessions", permissions=["change"])

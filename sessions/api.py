@@ -11,9 +11,10 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Header, Query, Router
 
-from access.auth import Principal, record_refusal, write_access
+from access.auth import caller, record_refusal, write_access
 from access.idempotency import IdempotencyKey, IdempotencyKeyValue, idempotent
 from audit.selectors import audit_events_for_session
+from audit.services import audit_export_record
 from audit.trail.export import JSONL_CONTENT_TYPE, audit_events_jsonl
 from kernel.conditional import IfMatchValue, expected_version
 from sessions import selectors, services
@@ -49,14 +50,14 @@ def _own_sessions_only(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        owner = _caller(request).sessions_owner
+        owner = caller(request).sessions_owner
         session_id = kwargs.get("session_id")
         if owner is not None and session_id is not None:
             creator = selectors.session_creator(session_id)
             if creator is not None and creator != owner:
                 refused = SessionNotFound(session_id)
                 record_refusal(
-                    request, refused, actor=_caller(request).actor, resource=f"session:{session_id}"
+                    request, refused, actor=caller(request).actor, resource=f"session:{session_id}"
                 )
                 raise refused
         return view(request, *args, **kwargs)
@@ -67,10 +68,6 @@ def _own_sessions_only(view: Callable[..., Any]) -> Callable[..., Any]:
 router.add_decorator(_own_sessions_only)
 
 IfMatch = Header(None, alias="If-Match", description='Expected version, e.g. "7" (409 if not).')
-
-
-def _caller(request: HttpRequest) -> Principal:
-    return request.auth  # type: ignore[attr-defined, return-value]
 
 
 def _require(session_id: str) -> None:
@@ -89,7 +86,7 @@ def create_session(
     return idempotent(
         request,
         idempotency_key,
-        lambda: services.session_create(**payload.dict(), actor=_caller(request).actor),
+        lambda: services.session_create(**payload.dict(), actor=caller(request).actor),
         payload=payload,
         schema=SessionDetailOut,
         status=201,
@@ -107,7 +104,7 @@ def list_sessions(request: HttpRequest, filters: Query[SessionFilters]) -> Any:
         account_id=filters.account_id,
         created_after=filters.created_after,
         created_before=filters.created_before,
-        created_by=_caller(request).sessions_owner,
+        created_by=caller(request).sessions_owner,
         context=filters.context,
         cursor=filters.cursor,
         limit=filters.limit,
@@ -138,7 +135,7 @@ def start_session(
         idempotency_key,
         lambda: services.session_start(
             session_id,
-            actor=_caller(request).actor,
+            actor=caller(request).actor,
             expected_version=expected_version(if_match, payload),
         ),
         payload=payload,
@@ -159,7 +156,7 @@ def pause_session(
         idempotency_key,
         lambda: services.session_pause(
             session_id,
-            actor=_caller(request).actor,
+            actor=caller(request).actor,
             reason=payload.reason if payload else "",
             expected_version=expected_version(if_match, payload),
         ),
@@ -181,7 +178,7 @@ def resume_session(
         idempotency_key,
         lambda: services.session_resume(
             session_id,
-            actor=_caller(request).actor,
+            actor=caller(request).actor,
             expected_version=expected_version(if_match, payload),
         ),
         payload=payload,
@@ -203,7 +200,7 @@ def complete_session(
         idempotency_key,
         lambda: services.session_complete(
             session_id,
-            actor=_caller(request).actor,
+            actor=caller(request).actor,
             expected_version=expected_version(if_match, payload),
         ),
         payload=payload,
@@ -225,7 +222,7 @@ def fail_session(
         lambda: services.session_fail(
             session_id,
             error=payload.error,
-            actor=_caller(request).actor,
+            actor=caller(request).actor,
             expected_version=expected_version(if_match, payload),
         ),
         payload=payload,
@@ -246,7 +243,7 @@ def cancel_session(
         idempotency_key,
         lambda: services.session_cancel(
             session_id,
-            actor=_caller(request).actor,
+            actor=caller(request).actor,
             reason=payload.reason if payload else "",
             expected_version=expected_version(if_match, payload),
         ),
@@ -270,7 +267,7 @@ def recover_session(
     def recover() -> Any:
         session = services.session_recover(
             session_id,
-            actor=_caller(request).actor,
+            actor=caller(request).actor,
             expected_version=expected_version(if_match, payload),
         )
         return session if include_state else SessionOut.model_validate(session)
@@ -296,7 +293,7 @@ def update_context(
             session_id,
             changes=payload.changes,
             increments=payload.increments.given() if payload.increments else None,
-            actor=_caller(request).actor,
+            actor=caller(request).actor,
             expected_version=expected_version(if_match, payload),
         ),
         payload=payload,
@@ -320,7 +317,7 @@ def increment_metrics(
             session_id,
             counters=payload.counters.given(),
             processing_times_ms=payload.processing_times_ms,
-            actor=_caller(request).actor,
+            actor=caller(request).actor,
         ),
         payload=payload,
         schema=SessionOut,
@@ -347,7 +344,7 @@ def create_checkpoint(
         lambda: services.session_checkpoint(
             session_id,
             context_changes=payload.context_changes if payload else None,
-            actor=_caller(request).actor,
+            actor=caller(request).actor,
         ),
         payload=payload,
         schema=CheckpointOut,
@@ -364,8 +361,12 @@ def list_checkpoints(request: HttpRequest, session_id: str) -> Any:
 
 @router.get("/{session_id}/audit-trail", response={200: None})
 def download_audit_trail(request: HttpRequest, session_id: str) -> StreamingHttpResponse:
-    """The session's audit trail as JSON Lines, oldest first, streamed."""
+    """The session's audit trail as JSON Lines, oldest first, streamed. The download is
+    itself recorded (``audit_export``), as the dashboard's exports are."""
     _require(session_id)
+    audit_export_record(
+        fmt="jsonl", filters={"session_id": session_id}, actor=caller(request).actor
+    )
     response = StreamingHttpResponse(
         audit_events_jsonl(audit_events_for_session(session_id)), content_type=JSONL_CONTENT_TYPE
     )
@@ -377,12 +378,12 @@ def download_audit_trail(request: HttpRequest, session_id: str) -> StreamingHttp
 def report_events(request: HttpRequest, payload: EventBatchIn) -> Any:
     """Record a batch of pre_tool/post_tool/pre_task/post_task events. Event ids you
     already sent are skipped, so a retried batch adds nothing."""
-    caller = _caller(request)
+    principal = caller(request)
     result = hook_events_record(
         [event.to_hook_event() for event in payload.events],
-        agent_name=caller.name,
-        actor=caller.actor,
-        sessions_created_by=caller.sessions_owner,
+        agent_name=principal.name,
+        actor=principal.actor,
+        sessions_created_by=principal.sessions_owner,
     )
     return {
         "received": len(payload.events),
