@@ -15,8 +15,8 @@ from pydantic import (
     model_validator,
 )
 
-from access.inputs import NOT_BLANK, InputSchema, JsonObjectQuery
 from kernel.encoding import IsoDateTime
+from kernel.schemas import NOT_BLANK, InputSchema, JsonObjectQuery
 from sessions.hooks import HookEvent, error_type_of
 from sessions.models import HookName, SessionStatus, SessionType
 from sessions.services.lifecycle import SESSION_ID_PATTERN
