@@ -17,7 +17,7 @@ from pydantic import (
 
 from kernel.encoding import IsoDateTime
 from kernel.schemas import NOT_BLANK, InputSchema, JsonObjectQuery
-from sessions.hooks import HookEvent, error_type_of
+from sessions.hook_events import HookEvent, error_type_of
 from sessions.models import HookName, SessionStatus, SessionType
 from sessions.services.lifecycle import SESSION_ID_PATTERN
 from sessions.transitions import allowed_actions
