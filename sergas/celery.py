@@ -19,6 +19,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+@app.on_after_configure.connect
+def _install_beat_schedule(sender: Celery, source: Any, **kwargs: Any) -> None:
+    """The periodic tasks, built from the apps' settings once Django's are loaded."""
+    from sergas.beat_schedule import beat_schedule
+
+    source.beat_schedule = beat_schedule()
+
+
 @signals.setup_logging.connect
 def _log_as_configured(**kwargs: Any) -> None:
     """Workers and beat log through ``LOGGING`` (LOG_FORMAT, LOG_LEVEL) like every other

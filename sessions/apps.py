@@ -7,3 +7,6 @@ class SessionsConfig(AppConfig):
     label = "agent_sessions"
     verbose_name = "Agent sessions"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from sessions import checks  # noqa: F401  (registers the system checks)
