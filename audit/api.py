@@ -9,8 +9,6 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 from pydantic import create_model
 
-from access.auth import admin_access
-from access.inputs import JsonObjectQuery
 from audit.models import AuditEvent
 from audit.selectors import (
     AUDIT_SEARCH_PAGE_LIMIT,
@@ -21,8 +19,10 @@ from audit.selectors import (
     audit_search_since,
 )
 from kernel.encoding import IsoDateTime
+from kernel.schemas import JsonObjectQuery
 
-router = Router(tags=["audit"], auth=admin_access)
+# Admin scope: attached where the router is mounted (sergas.api.V1_ROUTERS).
+router = Router(tags=["audit"])
 
 
 # The Python types of the event's columns, for the schema derived from them.

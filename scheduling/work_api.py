@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Router
 from ninja.responses import Status
 
-from access.auth import caller, work_access
+from access.auth import caller
 from kernel.client_connection import client_disconnected
 from scheduling import conf, services
 from scheduling.schemas import (
@@ -28,7 +28,8 @@ from scheduling.schemas import (
 )
 from scheduling.services import BatchLease
 
-router = Router(tags=["work"], auth=work_access)
+# Work scope: attached where the router is mounted (sergas.api.V1_ROUTERS).
+router = Router(tags=["work"])
 
 
 def _lease_out(lease: BatchLease) -> dict[str, Any]:

@@ -12,6 +12,9 @@ import kernel.logs.tasks  # noqa: F401
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sergas.settings.base")
 
 app = Celery("sergas")
+# The apps reach it as ``celery.current_app`` (they may not import the wiring): current in
+# every thread, not only the one that made it.
+app.set_default()
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

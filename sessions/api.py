@@ -20,7 +20,6 @@ from kernel.conditional import IfMatchValue, expected_version
 from sessions import selectors, services
 from sessions.detail import session_detail
 from sessions.exceptions import SessionNotFound
-from sessions.hooks import hook_events_record
 from sessions.schemas import (
     CheckpointIn,
     CheckpointOut,
@@ -379,7 +378,7 @@ def report_events(request: HttpRequest, payload: EventBatchIn) -> Any:
     """Record a batch of pre_tool/post_tool/pre_task/post_task events. Event ids you
     already sent are skipped, so a retried batch adds nothing."""
     principal = caller(request)
-    result = hook_events_record(
+    result = services.hook_events_record(
         [event.to_hook_event() for event in payload.events],
         agent_name=principal.name,
         actor=principal.actor,

@@ -6,8 +6,8 @@ import json
 import pytest
 from django.test import Client
 
-from access.inputs import INVALID_TEXT, JSON_TOO_DEEP
 from audit.models import AuditEvent
+from kernel.schemas import INVALID_TEXT, JSON_TOO_DEEP
 from sessions.models import AgentSession
 
 pytestmark = pytest.mark.django_db
