@@ -5,7 +5,7 @@ from django.http import HttpRequest
 from access.models import AgentToken, IdempotencyRecord
 from access.services import agent_token_revoke
 from access.staff import staff_actor_of
-from kernel.admin import ReadOnlyModelAdmin
+from kernel.admin import ActionsOnlyModelAdmin, ReadOnlyModelAdmin
 
 
 @admin.action(description="Revoke selected tokens", permissions=["change"])
@@ -18,7 +18,7 @@ def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: 
 
 
 @admin.register(AgentToken)
-class AgentTokenAdmin(admin.ModelAdmin):
+class AgentTokenAdmin(ActionsOnlyModelAdmin):
     """Tokens are issued by ``manage.py create_agent_token`` (the secret is shown once)
     and revoked here or by ``revoke_agent_token``; never edited or deleted."""
 
@@ -37,15 +37,6 @@ class AgentTokenAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in AgentToken._meta.fields if f.name != "secret_hash"]
     exclude = ["secret_hash"]
     actions = [revoke_tokens]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return obj is None and super().has_change_permission(request)
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(IdempotencyRecord)

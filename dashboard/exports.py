@@ -14,9 +14,8 @@ from typing import Any, TypeVar
 
 from django.db.models import Model
 
-from audit.models import AuditEvent, AuditEventType
+from audit.models import AuditEvent
 from audit.selectors import audit_events_search
-from audit.services import audit_event_record
 from audit.trail.export import JSONL_CONTENT_TYPE, audit_event_as_dict, audit_events_jsonl
 from kernel.encoding import PreciseJSONEncoder
 from kernel.pagination import Page
@@ -125,24 +124,6 @@ def run_results_csv(execution_id: object, *, outcome: str | None) -> Iterator[st
                 for name in RUN_RESULT_COLUMNS
             ]
             yield writer.writerow(row)
-
-
-def run_results_export_record(
-    execution: ScheduleExecution, *, outcome: str | None, actor: str
-) -> None:
-    """Who exported which run's results, as the audit exports are recorded."""
-    audit_event_record(
-        event_type=AuditEventType.SYSTEM,
-        action="run_results_export",
-        actor=actor,
-        resource=f"table:{AccountReview._meta.db_table}",
-        metadata={
-            "format": "csv",
-            "execution_id": str(execution.pk),
-            "review_id": execution.review_id,
-            "filters": {"outcome": outcome},
-        },
-    )
 
 
 def run_results_filename(execution: ScheduleExecution, *, outcome: str | None) -> str:

@@ -28,6 +28,21 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
         return False
 
 
+class ActionsOnlyModelAdmin(admin.ModelAdmin):
+    """Rows changed only by admin actions calling services (sessions, tokens): listed and
+    browsable, never added, edited in a form or deleted. The actions need "change" on
+    the list; an object's form never saves."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 def apply_each(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,

@@ -1,12 +1,11 @@
 import functools
-from collections.abc import Callable
 
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from access.staff import staff_actor_of
-from kernel.admin import ReadOnlyModelAdmin, apply_each
+from access.staff import apply_as_staff, staff_actor_of
+from kernel.admin import ReadOnlyModelAdmin
 from scheduling import services
 from scheduling.forms import ScheduledReviewForm
 from scheduling.models import AccountReview, RunBatch, ScheduledReview, ScheduleExecution
@@ -16,15 +15,8 @@ CHANGE_REVIEWS = "scheduling.change_scheduledreview"
 DELETE_REVIEWS = "scheduling.delete_scheduledreview"
 
 
-def _each(
-    modeladmin: admin.ModelAdmin,
-    request: HttpRequest,
-    queryset: QuerySet,
-    verb: str,
-    action: Callable[..., object],
-) -> None:
-    actor = functools.partial(staff_actor_of, request, CHANGE_REVIEWS)
-    apply_each(modeladmin, request, queryset, action, actor=actor, done=f"{verb} {{}} review(s).")
+# Each action runs its service per selected row as the staff member (access.staff).
+_each = functools.partial(apply_as_staff, permission=CHANGE_REVIEWS, noun="review(s)")
 
 
 @admin.action(description="Run selected reviews now", permissions=["change"])

@@ -1,5 +1,4 @@
 import functools
-from collections.abc import Callable
 
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -7,8 +6,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from access.staff import staff_actor_of
-from kernel.admin import ReadOnlyModelAdmin, apply_each
+from access.staff import apply_as_staff
+from kernel.admin import ActionsOnlyModelAdmin, ReadOnlyModelAdmin
 from sessions import services
 from sessions.models import (
     BULKY_COLUMNS,
@@ -24,15 +23,8 @@ from sessions.models import (
 CHANGE_SESSIONS = "agent_sessions.change_agentsession"
 
 
-def _apply(
-    modeladmin: admin.ModelAdmin,
-    request: HttpRequest,
-    queryset: QuerySet,
-    verb: str,
-    action: Callable[..., object],
-) -> None:
-    actor = functools.partial(staff_actor_of, request, CHANGE_SESSIONS)
-    apply_each(modeladmin, request, queryset, action, actor=actor, done=f"{verb} {{}} session(s).")
+# Each action runs its service per selected row as the staff member (access.staff).
+_apply = functools.partial(apply_as_staff, permission=CHANGE_SESSIONS, noun="session(s)")
 
 
 @admin.action(description="Pause selected sessions", permissions=["change"])
@@ -123,7 +115,7 @@ class SessionCheckpointAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(AgentSession)
-class AgentSessionAdmin(admin.ModelAdmin):
+class AgentSessionAdmin(ActionsOnlyModelAdmin):
     """Sessions change only through the services (the actions), never by form edits."""
 
     list_display = [
@@ -154,13 +146,3 @@ class AgentSessionAdmin(admin.ModelAdmin):
     def audit_trail(self, obj: AgentSession) -> str:
         url = reverse("api:download_audit_trail", kwargs={"session_id": obj.session_id})
         return format_html('<a href="{}">Download as JSON Lines</a>', url)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        # The actions need "change" on the list; a session's form never saves.
-        return obj is None and super().has_change_permission(request)
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False

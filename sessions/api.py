@@ -74,6 +74,31 @@ def _require(session_id: str) -> None:
         raise SessionNotFound(session_id)
 
 
+def _move(
+    request: HttpRequest,
+    session_id: str,
+    move: Callable[..., Any],
+    payload: VersionIn | None,
+    if_match: IfMatchValue | None,
+    idempotency_key: IdempotencyKeyValue | None,
+    **arguments: Any,
+) -> Any:
+    """A lifecycle move: the caller is the actor, the version expected comes from
+    If-Match or the body, and an Idempotency-Key makes a retry answer as the first did."""
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: move(
+            session_id,
+            actor=caller(request).actor,
+            expected_version=expected_version(if_match, payload),
+            **arguments,
+        ),
+        payload=payload,
+        schema=SessionOut,
+    )
+
+
 @router.post("", response={201: SessionDetailOut}, auth=write_access)
 def create_session(
     request: HttpRequest,
@@ -129,17 +154,7 @@ def start_session(
     if_match: IfMatchValue | None = IfMatch,
     idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return idempotent(
-        request,
-        idempotency_key,
-        lambda: services.session_start(
-            session_id,
-            actor=caller(request).actor,
-            expected_version=expected_version(if_match, payload),
-        ),
-        payload=payload,
-        schema=SessionOut,
-    )
+    return _move(request, session_id, services.session_start, payload, if_match, idempotency_key)
 
 
 @router.post("/{session_id}/pause", response=SessionOut, auth=write_access)
@@ -150,17 +165,14 @@ def pause_session(
     if_match: IfMatchValue | None = IfMatch,
     idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return idempotent(
+    return _move(
         request,
+        session_id,
+        services.session_pause,
+        payload,
+        if_match,
         idempotency_key,
-        lambda: services.session_pause(
-            session_id,
-            actor=caller(request).actor,
-            reason=payload.reason if payload else "",
-            expected_version=expected_version(if_match, payload),
-        ),
-        payload=payload,
-        schema=SessionOut,
+        reason=payload.reason if payload else "",
     )
 
 
@@ -172,17 +184,7 @@ def resume_session(
     if_match: IfMatchValue | None = IfMatch,
     idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return idempotent(
-        request,
-        idempotency_key,
-        lambda: services.session_resume(
-            session_id,
-            actor=caller(request).actor,
-            expected_version=expected_version(if_match, payload),
-        ),
-        payload=payload,
-        schema=SessionOut,
-    )
+    return _move(request, session_id, services.session_resume, payload, if_match, idempotency_key)
 
 
 @router.post("/{session_id}/complete", response=SessionOut, auth=write_access)
@@ -194,17 +196,7 @@ def complete_session(
     idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
     """Complete a running session; its ``summary`` comes back with it."""
-    return idempotent(
-        request,
-        idempotency_key,
-        lambda: services.session_complete(
-            session_id,
-            actor=caller(request).actor,
-            expected_version=expected_version(if_match, payload),
-        ),
-        payload=payload,
-        schema=SessionOut,
-    )
+    return _move(request, session_id, services.session_complete, payload, if_match, idempotency_key)
 
 
 @router.post("/{session_id}/fail", response=SessionOut, auth=write_access)
@@ -215,17 +207,14 @@ def fail_session(
     if_match: IfMatchValue | None = IfMatch,
     idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return idempotent(
+    return _move(
         request,
+        session_id,
+        services.session_fail,
+        payload,
+        if_match,
         idempotency_key,
-        lambda: services.session_fail(
-            session_id,
-            error=payload.error,
-            actor=caller(request).actor,
-            expected_version=expected_version(if_match, payload),
-        ),
-        payload=payload,
-        schema=SessionOut,
+        error=payload.error,
     )
 
 
@@ -237,17 +226,14 @@ def cancel_session(
     if_match: IfMatchValue | None = IfMatch,
     idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return idempotent(
+    return _move(
         request,
+        session_id,
+        services.session_cancel,
+        payload,
+        if_match,
         idempotency_key,
-        lambda: services.session_cancel(
-            session_id,
-            actor=caller(request).actor,
-            reason=payload.reason if payload else "",
-            expected_version=expected_version(if_match, payload),
-        ),
-        payload=payload,
-        schema=SessionOut,
+        reason=payload.reason if payload else "",
     )
 
 

@@ -10,7 +10,6 @@ from dashboard.access import VIEW_REVIEWS, staff_view
 from dashboard.exports import (
     CSV_CONTENT_TYPE,
     run_results_csv,
-    run_results_export_record,
     run_results_filename,
 )
 from dashboard.forms import ResultFilterForm
@@ -27,6 +26,7 @@ from scheduling.selectors import (
     execution_progress,
     execution_status,
 )
+from scheduling.services import run_results_export_record
 
 
 def _run_or_404(execution_id: uuid.UUID) -> ScheduleExecution:
