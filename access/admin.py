@@ -2,20 +2,15 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from access.addresses import client_address
 from access.models import AgentToken, IdempotencyRecord
-from access.services import agent_token_revoke, staff_actor
-from kernel.admin import ReadOnlyModelAdmin
+from access.services import agent_token_revoke
+from access.staff import staff_actor_of
+from kernel.admin import ActionsOnlyModelAdmin, ReadOnlyModelAdmin
 
 
 @admin.action(description="Revoke selected tokens", permissions=["change"])
 def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    actor = staff_actor(
-        request.user,
-        "agents.change_agenttoken",
-        path=request.path,
-        remote_addr=client_address(request),
-    )
+    actor = staff_actor_of(request, "agents.change_agenttoken")
     prefixes = list(queryset.filter(revoked_at__isnull=True).values_list("prefix", flat=True))
     for prefix in prefixes:
         agent_token_revoke(prefix, actor=actor)
@@ -23,7 +18,7 @@ def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: 
 
 
 @admin.register(AgentToken)
-class AgentTokenAdmin(admin.ModelAdmin):
+class AgentTokenAdmin(ActionsOnlyModelAdmin):
     """Tokens are issued by ``manage.py create_agent_token`` (the secret is shown once)
     and revoked here or by ``revoke_agent_token``; never edited or deleted."""
 
@@ -42,15 +37,6 @@ class AgentTokenAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in AgentToken._meta.fields if f.name != "secret_hash"]
     exclude = ["secret_hash"]
     actions = [revoke_tokens]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return obj is None and super().has_change_permission(request)
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(IdempotencyRecord)

@@ -5,7 +5,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router, Schema
 
-from access.auth import any_access
+from access.auth import any_access, caller
 
 router = Router(tags=["agents"])
 
@@ -21,12 +21,12 @@ class MeOut(Schema):
 
 @router.get("/me", response=MeOut, auth=any_access)
 def whoami(request: HttpRequest) -> Any:
-    caller = request.auth  # type: ignore[attr-defined]
+    principal = caller(request)
     return {
-        "name": caller.name,
-        "actor": caller.actor,
-        "scopes": sorted(caller.scopes),
-        "read_only": caller.read_only,
-        "own_sessions_only": caller.sessions_owner is not None,
-        "queues": list(caller.queues),
+        "name": principal.name,
+        "actor": principal.actor,
+        "scopes": sorted(principal.scopes),
+        "read_only": principal.read_only,
+        "own_sessions_only": principal.sessions_owner is not None,
+        "queues": list(principal.queues),
     }

@@ -16,8 +16,12 @@ class AccessConfig(AppConfig):
 
         from access import (
             checks,  # noqa: F401  (registers the system checks)
+            conf,
             receivers,
         )
+        from kernel.schemas import json_depth_limit_from
 
+        # The JSON query parameters of the apps' schemas nest no deeper than bodies.
+        json_depth_limit_from(conf.max_json_depth)
         user_logged_in.connect(receivers.login_succeeded, dispatch_uid="sergas-login")
         user_login_failed.connect(receivers.login_failed, dispatch_uid="sergas-login-failed")

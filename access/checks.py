@@ -1,6 +1,6 @@
 from typing import Any
 
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 from access import conf
 from access.throttling import parse_rate
@@ -35,3 +35,21 @@ def check_auth_failure_limits(app_configs: Any, **kwargs: Any) -> list[CheckMess
             )
         )
     return problems
+
+
+@register()
+def check_body_limit(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """The API's body limit is no larger than Django's, or Django refuses a body the API
+    would take with 400 before the API can answer."""
+    django_limit = conf.django_max_body_bytes()
+    if django_limit is None or conf.max_body_bytes() <= django_limit:
+        return []
+    return [
+        Warning(
+            f'SERGAS_ACCESS["MAX_BODY_BYTES"] ({conf.max_body_bytes()}) is above Django\'s'
+            f" DATA_UPLOAD_MAX_MEMORY_SIZE ({django_limit}): bodies between them get 400,"
+            " not the API's 413.",
+            hint="Set API_MAX_BODY_BYTES (both limits) instead.",
+            id="sergas.W001",
+        )
+    ]

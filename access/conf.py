@@ -1,4 +1,5 @@
-"""Settings of the agents app (API access), read lazily from ``settings.SERGAS_AGENTS``."""
+"""Settings of the access app (the API's HTTP edge), read lazily from
+``settings.SERGAS_ACCESS``."""
 
 from typing import Any
 
@@ -6,7 +7,7 @@ from django.conf import settings
 
 
 def _get(name: str, default: Any) -> Any:
-    return getattr(settings, "SERGAS_AGENTS", {}).get(name, default)
+    return getattr(settings, "SERGAS_ACCESS", {}).get(name, default)
 
 
 def throttle_rate() -> str:
@@ -15,8 +16,15 @@ def throttle_rate() -> str:
 
 
 def max_body_bytes() -> int:
-    """Largest request body the API reads; bigger requests get 413 before being read."""
-    return int(_get("MAX_BODY_BYTES", 4 * 1024 * 1024))
+    """Largest request body the API reads; bigger requests get 413 before being read.
+    Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``API_MAX_BODY_BYTES``, 4 MiB) unless set
+    lower here: above it Django would refuse the body before the API could answer."""
+    return int(_get("MAX_BODY_BYTES", django_max_body_bytes()))
+
+
+def django_max_body_bytes() -> int | None:
+    """Django's own limit on every view (``DATA_UPLOAD_MAX_MEMORY_SIZE``)."""
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
 def max_json_depth() -> int:
@@ -65,6 +73,11 @@ def auth_failure_window_seconds() -> int:
     return int(_get("AUTH_FAILURE_WINDOW_SECONDS", 300))
 
 
+def auth_failure_flush_seconds() -> float:
+    """How often beat writes the audit summaries of the windows that closed."""
+    return float(_get("AUTH_FAILURE_FLUSH_SECONDS", 60.0))
+
+
 def staff_login_views() -> frozenset[str]:
     """URL names of the staff login views whose POSTs count as login attempts."""
     return frozenset(_get("STAFF_LOGIN_VIEWS", ("login", "admin:login")))
@@ -73,4 +86,15 @@ def staff_login_views() -> frozenset[str]:
 def trusted_proxy_count() -> int:
     """Reverse proxies in front of the web processes (``TRUSTED_PROXY_COUNT``): the client
     address is then read from ``X-Forwarded-For``, never without them."""
-    return int(getattr(settings, "TRUSTED_PROXY_COUNT", 0))
+    return int(_get("TRUSTED_PROXY_COUNT", 0))
+
+
+def redis_url() -> str:
+    """The Redis of throttle counters, failure windows and revocation marks."""
+    return str(settings.REDIS_URL)
+
+
+def cache_key_prefix() -> str:
+    """Prefix of this app's Redis keys: the Django cache's, so that a test run (or a
+    second instance on one Redis) has a key space of its own."""
+    return str(settings.CACHES["default"].get("KEY_PREFIX", "sergas"))

@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from django.conf import settings
-
 from access import conf
 from access.addresses import address_key
 from access.exceptions import AuthenticationThrottled
@@ -389,7 +387,7 @@ def _bounded(tried: str | None) -> str:
 
 
 def _prefix() -> str:
-    return settings.CACHES["default"].get("KEY_PREFIX", "sergas")
+    return conf.cache_key_prefix()
 
 
 def _pending_key() -> str:
@@ -412,7 +410,7 @@ def _store_for(url: str) -> _Store:
 
 
 def _store() -> _Store:
-    return _store_for(settings.REDIS_URL)
+    return _store_for(conf.redis_url())
 
 
 def _redis() -> RedisGuard:

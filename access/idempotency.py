@@ -16,7 +16,7 @@ from ninja import Header
 from ninja.responses import Status
 from pydantic import BaseModel, WithJsonSchema
 
-from access.auth import Principal
+from access.auth import caller
 from access.services import idempotency_fingerprint, idempotent_request_execute
 from access.services.idempotency import IDEMPOTENCY_KEY_PATTERN
 from kernel.encoding import PreciseJSONEncoder
@@ -57,7 +57,7 @@ def idempotent(
     def execute() -> tuple[int, Any]:
         return status, _as_json(schema.model_validate(run()).model_dump(by_alias=True))
 
-    principal: Principal = request.auth  # type: ignore[attr-defined]
+    principal = caller(request)
     stored = idempotent_request_execute(
         token=principal.token,  # type: ignore[arg-type]  # writes always carry a token
         key=key,

@@ -8,7 +8,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.http import HttpRequest
 from ninja.throttling import BaseThrottle
 
@@ -47,7 +46,7 @@ class RateWindow:
     def of(cls, throttle_key: str) -> "RateWindow":
         limit, period = parse_rate(conf.throttle_rate())
         now = time.time()
-        prefix = settings.CACHES["default"].get("KEY_PREFIX", "sergas")
+        prefix = conf.cache_key_prefix()
         return cls(
             key=f"{prefix}:throttle:{throttle_key}:{period}:{int(now // period)}",
             limit=limit,
@@ -111,4 +110,4 @@ class CallerRateThrottle(BaseThrottle):
 
 @functools.cache
 def _redis() -> RedisGuard:
-    return RedisGuard(settings.REDIS_URL, purpose="API throttle")
+    return RedisGuard(conf.redis_url(), purpose="API throttle")

@@ -21,7 +21,6 @@ import threading
 from typing import Any
 
 from cachetools import TTLCache
-from django.conf import settings
 
 from access import conf, failures
 
@@ -64,7 +63,7 @@ def token_cache() -> TokenCache:
 
 
 def revocation_mark_key(prefix: str) -> str:
-    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'sergas')}:token-revoked:{prefix}"
+    return f"{conf.cache_key_prefix()}:token-revoked:{prefix}"
 
 
 def revocation_publish(prefix: str) -> None:

@@ -76,22 +76,35 @@ class AuditEvent(PostgresPartitionedModel):
         return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.event_type}.{self.action} {self.resource}"
 
 
-class AuditEventRecord(models.Model):
+def _column(field: models.Field) -> models.Field:
+    """A column of ``AuditEvent`` as the read-only twin declares it: the same type, size
+    and nullability, no default or form options (nothing writes through the twin), and
+    ``event_id`` as the key."""
+    _, _, _, options = field.deconstruct()
+    kept = {name: options[name] for name in ("max_length", "null") if name in options}
+    return type(field)(primary_key=field.name == "event_id", **kept)
+
+
+# The twin's columns are AuditEvent's, derived so a column added there is browsable too.
+_AuditEventColumns = type(
+    "_AuditEventColumns",
+    (models.Model,),
+    {
+        "__module__": __name__,
+        "Meta": type("Meta", (), {"abstract": True}),
+        **{field.name: _column(field) for field in AuditEvent._meta.concrete_fields},
+    },
+)
+
+
+class AuditEventRecord(_AuditEventColumns):
     """A read-only view of ``audit_event`` keyed by ``event_id`` alone.
 
     Django's admin cannot handle composite primary keys, so the admin browses the trail
-    through this unmanaged twin of :class:`AuditEvent`. Nothing ever writes through it.
+    through this unmanaged twin of :class:`AuditEvent`: its columns, then the two only
+    the database writes. Nothing ever writes through it.
     """
 
-    event_id = models.UUIDField(primary_key=True)
-    timestamp = models.DateTimeField()
-    session_id = models.CharField(max_length=128, null=True)  # noqa: DJ001
-    event_type = models.CharField(max_length=32)
-    actor = models.CharField(max_length=200)
-    action = models.CharField(max_length=64)
-    resource = models.CharField(max_length=255)
-    metadata = models.JSONField()
-    recorded_at = models.DateTimeField(null=True)
     content_hash = models.BinaryField()
     xact_id = models.BigIntegerField()
 
@@ -101,8 +114,7 @@ class AuditEventRecord(models.Model):
         ordering = ["-timestamp"]
         verbose_name = "audit event"
 
-    def __str__(self) -> str:
-        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.event_type}.{self.action} {self.resource}"
+    __str__ = AuditEvent.__str__
 
 
 class AuditSeal(models.Model):

@@ -14,6 +14,13 @@ from audit.integrity.selectors import (
 from audit.partitions.selectors import (
     audit_default_partition_rows,
 )
+from audit.trail.search import (
+    AUDIT_SEARCH_DEFAULT_WINDOW,
+    AUDIT_SEARCH_PAGE_LIMIT,
+    AUDIT_SEARCH_PAGE_LIMIT_MAX,
+    AUDIT_SEARCH_RECORDED_LATE_MAX_SECONDS,
+    audit_search_since,
+)
 from audit.trail.selectors import (
     EventCount,
     ToolCallsHour,
@@ -26,6 +33,10 @@ from audit.trail.selectors import (
 )
 
 __all__ = [
+    "AUDIT_SEARCH_DEFAULT_WINDOW",
+    "AUDIT_SEARCH_PAGE_LIMIT",
+    "AUDIT_SEARCH_PAGE_LIMIT_MAX",
+    "AUDIT_SEARCH_RECORDED_LATE_MAX_SECONDS",
     "WITNESS_MAX_LAG_SEALS",
     "EventCount",
     "SealProgress",
@@ -40,6 +51,7 @@ __all__ = [
     "audit_events_search",
     "audit_seal_head",
     "audit_seal_progress",
+    "audit_search_since",
     "audit_session_event_counts",
     "audit_tool_calls_per_hour",
     "audit_witnesses_health",

@@ -15,6 +15,7 @@ from audit.trail.services import (
     audit_event_record,
     audit_events_record_generated,
     audit_events_record_many,
+    audit_export_record,
 )
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "audit_events_record_generated",
     "audit_events_record_many",
     "audit_events_seal",
+    "audit_export_record",
     "audit_heads_publish",
     "audit_partitions_maintain",
 ]

@@ -253,19 +253,19 @@ def _ingest_while_sealing(seconds: float, *, witnessed: bool) -> float:
     from audit.services import audit_events_record_generated, audit_events_seal, audit_heads_publish
 
     scratch = Path(tempfile.mkdtemp(prefix="sergas-bench-witness-"))
-    settings.AUDIT_SIGNING_KEY_FILE = str(scratch / "key.pem") if witnessed else ""
-    settings.AUDIT_SIGNING_KEY_AUTOCREATE = witnessed
-    settings.AUDIT_WITNESSES = (
-        [
-            {
-                "NAME": "bench",
-                "BACKEND": "audit.integrity.witnesses.FileWitness",
-                "OPTIONS": {"path": str(scratch / "heads.jsonl")},
-            }
-        ]
-        if witnessed
-        else []
-    )
+    witnesses = [
+        {
+            "NAME": "bench",
+            "BACKEND": "audit.integrity.witnesses.FileWitness",
+            "OPTIONS": {"path": str(scratch / "heads.jsonl")},
+        }
+    ]
+    settings.SERGAS_AUDIT = {
+        **settings.SERGAS_AUDIT,
+        "SIGNING_KEY_FILE": str(scratch / "key.pem") if witnessed else "",
+        "SIGNING_KEY_AUTOCREATE": witnessed,
+        "WITNESSES": witnesses if witnessed else [],
+    }
     keys_cache_clear()
     stop = threading.Event()
     written = [0, 0]
@@ -366,11 +366,11 @@ def measure_witnessed_verification() -> list[Figure]:
         return report.events / (time.perf_counter() - started)
 
     witnessed = rate()
-    key, witnesses = settings.AUDIT_SIGNING_KEY_FILE, settings.AUDIT_WITNESSES
-    settings.AUDIT_SIGNING_KEY_FILE, settings.AUDIT_WITNESSES = "", []
+    witnessed_settings = settings.SERGAS_AUDIT
+    settings.SERGAS_AUDIT = {**witnessed_settings, "SIGNING_KEY_FILE": "", "WITNESSES": []}
     keys_cache_clear()
     plain = rate()
-    settings.AUDIT_SIGNING_KEY_FILE, settings.AUDIT_WITNESSES = key, witnesses
+    settings.SERGAS_AUDIT = witnessed_settings
     keys_cache_clear()
     _say(f"verification: {witnessed:,.0f} events/s witnessed, {plain:,.0f} without")
     return [

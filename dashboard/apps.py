@@ -8,7 +8,7 @@ class DashboardConfig(AppConfig):
     verbose_name = "Staff dashboard"
 
     def ready(self) -> None:
-        from dashboard.groups import staff_groups_ensure
+        from dashboard.services import staff_groups_ensure
 
         # Sent for this app after the apps listed before it, whose permissions exist then.
         post_migrate.connect(

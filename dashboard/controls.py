@@ -4,26 +4,19 @@ controls, and for downloads that may be refused)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from access.services import staff_actor as agents_staff_actor
+from dashboard.access import CONTROL_REVIEWS, CONTROL_SESSIONS, DELETE_REVIEWS
 from kernel.errors import Conflict, DomainError, NotFound
+from scheduling import services as review_services
 from sessions import services as session_services
 from sessions.transitions import SessionAction, allowed_actions
 
 T = TypeVar("T")
-
-
-def staff_actor(request: HttpRequest, permission: str) -> str:
-    """The audit actor of the staff member behind ``request``, once they hold
-    ``permission`` (``access.services.staff_actor`` records a refusal and raises 403)."""
-    return agents_staff_actor(
-        request.user, permission, path=request.path, remote_addr=request.META.get("REMOTE_ADDR")
-    )
 
 
 def perform(request: HttpRequest, call: Callable[[], T], *, success: str) -> tuple[bool, T | None]:
@@ -61,57 +54,73 @@ def answer(
 
 
 @dataclass(frozen=True)
-class SessionControl:
-    action: SessionAction
+class Control:
+    """A button on a detail page: the service it calls, explicitly, and what it says.
+
+    ``run`` calls ``service(subject_id, actor=...)``, adding the free text the
+    confirmation asks for under ``text`` (the service's keyword: ``reason``, ``note``)
+    when there is one. ``done`` is the outcome message, formatted with ``{name}`` (what
+    the page calls the subject)."""
+
+    name: str
     label: str
-    done: str  # the outcome message: "paused"
     explanation: str
-    takes_reason: bool = False
+    service: Callable[..., object]
+    done: str
+    permission: str
+    text: str | None = None
     danger: bool = False
 
-    def run(self, session_id: str, *, actor: str, reason: str) -> object:
-        service = getattr(session_services, f"session_{self.action.value}")
-        if self.takes_reason:
-            return service(session_id, actor=actor, reason=reason)
-        return service(session_id, actor=actor)
+    def run(self, subject_id: object, *, actor: str, text: str = "") -> object:
+        if self.text is None:
+            return self.service(subject_id, actor=actor)
+        return self.service(subject_id, actor=actor, **{self.text: text})
 
 
-SESSION_CONTROLS: dict[str, SessionControl] = {
-    control.action.value: control
+SESSION_CONTROLS: dict[str, Control] = {
+    control.name: control
     for control in (
-        SessionControl(
-            SessionAction.PAUSE,
+        Control(
+            SessionAction.PAUSE.value,
             "Pause",
-            "paused",
             "The agent stops after the batch in flight and keeps its checkpoint; "
             "resume it later to continue where it stopped.",
-            takes_reason=True,
+            session_services.session_pause,
+            "Session {name}: paused.",
+            CONTROL_SESSIONS,
+            text="reason",
         ),
-        SessionControl(
-            SessionAction.RESUME,
+        Control(
+            SessionAction.RESUME.value,
             "Resume",
-            "resumed",
             "The session runs again from where it was paused.",
+            session_services.session_resume,
+            "Session {name}: resumed.",
+            CONTROL_SESSIONS,
         ),
-        SessionControl(
-            SessionAction.RECOVER,
+        Control(
+            SessionAction.RECOVER.value,
             "Recover",
-            "recovered from its newest checkpoint",
             "The session's newest checkpoint is restored and the session runs again.",
+            session_services.session_recover,
+            "Session {name}: recovered from its newest checkpoint.",
+            CONTROL_SESSIONS,
         ),
-        SessionControl(
-            SessionAction.CANCEL,
+        Control(
+            SessionAction.CANCEL.value,
             "Cancel",
-            "cancelled",
             "The session ends for good: it cannot be resumed or recovered afterwards.",
-            takes_reason=True,
+            session_services.session_cancel,
+            "Session {name}: cancelled.",
+            CONTROL_SESSIONS,
+            text="reason",
             danger=True,
         ),
     )
 }
 
 
-def session_controls_for(status: str) -> list[SessionControl]:
+def session_controls_for(status: str) -> list[Control]:
     """The controls the lifecycle table allows from ``status``, in table order."""
     return [
         SESSION_CONTROLS[action.value]
@@ -120,42 +129,52 @@ def session_controls_for(status: str) -> list[SessionControl]:
     ]
 
 
-@dataclass(frozen=True)
-class ReviewControl:
-    name: str
-    label: str
-    explanation: str
-    danger: bool = False
-    takes_note: bool = False
-
-    def allowed(self, enabled: bool) -> bool:
-        return {"pause": enabled, "resume": not enabled}.get(self.name, True)
-
-
-REVIEW_CONTROLS: dict[str, ReviewControl] = {
+REVIEW_CONTROLS: dict[str, Control] = {
     control.name: control
     for control in (
-        ReviewControl(
+        Control(
             "trigger",
             "Run now",
             "A run starts now, outside the schedule (paused or not); the schedule is unchanged.",
+            review_services.review_trigger_on_demand,
+            "Run queued for “{name}”: it appears in the run history below.",
+            CONTROL_REVIEWS,
         ),
-        ReviewControl(
+        Control(
             "pause",
             "Pause",
             "No runs are scheduled until it is resumed; runs already started continue.",
-            takes_note=True,
+            review_services.review_pause,
+            "“{name}” is paused.",
+            CONTROL_REVIEWS,
+            text="note",
         ),
-        ReviewControl(
+        Control(
             "resume",
             "Resume",
             "Runs are scheduled again; a run missed inside the catch-up window runs at once.",
+            review_services.review_resume,
+            "“{name}” is resumed.",
+            CONTROL_REVIEWS,
         ),
-        ReviewControl(
+        Control(
             "delete",
             "Delete",
             "The review and its beat entry are deleted; its run history stays.",
+            review_services.review_delete,
+            "“{name}” is deleted; its run history stays in the audit trail.",
+            DELETE_REVIEWS,
             danger=True,
         ),
     )
 }
+
+
+def review_controls_for(user: Any, enabled: bool) -> list[Control]:
+    """The controls ``user`` may use on a review that is ``enabled`` (or paused)."""
+    allowed = {"pause": enabled, "resume": not enabled}
+    return [
+        control
+        for control in REVIEW_CONTROLS.values()
+        if allowed.get(control.name, True) and user.has_perm(control.permission)
+    ]

@@ -14,9 +14,8 @@ from typing import Any, TypeVar
 
 from django.db.models import Model
 
-from audit.models import AuditEvent, AuditEventType
+from audit.models import AuditEvent
 from audit.selectors import audit_events_search
-from audit.services import audit_event_record
 from audit.trail.export import JSONL_CONTENT_TYPE, audit_event_as_dict, audit_events_jsonl
 from kernel.encoding import PreciseJSONEncoder
 from kernel.pagination import Page
@@ -83,20 +82,6 @@ def audit_export_lines(fmt: str, filters: dict[str, Any]) -> Iterator[str]:
     return audit_events_csv(events) if fmt == "csv" else audit_events_jsonl(events)
 
 
-def audit_export_record(fmt: str, filters: dict[str, Any], *, actor: str) -> None:
-    """Who exported what: exports are audit events themselves."""
-    audit_event_record(
-        event_type=AuditEventType.SYSTEM,
-        action="audit_export",
-        actor=actor,
-        resource="table:audit_event",
-        metadata={
-            "format": fmt,
-            "filters": json.loads(json.dumps(filters, cls=PreciseJSONEncoder)),
-        },
-    )
-
-
 def export_filename(fmt: str, filters: dict[str, Any]) -> str:
     since = filters["since"].strftime("%Y%m%dT%H%M")
     until = filters["until"].strftime("%Y%m%dT%H%M") if filters.get("until") else "now"
@@ -139,24 +124,6 @@ def run_results_csv(execution_id: object, *, outcome: str | None) -> Iterator[st
                 for name in RUN_RESULT_COLUMNS
             ]
             yield writer.writerow(row)
-
-
-def run_results_export_record(
-    execution: ScheduleExecution, *, outcome: str | None, actor: str
-) -> None:
-    """Who exported which run's results, as the audit exports are recorded."""
-    audit_event_record(
-        event_type=AuditEventType.SYSTEM,
-        action="run_results_export",
-        actor=actor,
-        resource=f"table:{AccountReview._meta.db_table}",
-        metadata={
-            "format": "csv",
-            "execution_id": str(execution.pk),
-            "review_id": execution.review_id,
-            "filters": {"outcome": outcome},
-        },
-    )
 
 
 def run_results_filename(execution: ScheduleExecution, *, outcome: str | None) -> str:

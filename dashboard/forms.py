@@ -10,9 +10,9 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 
 from audit.models import AuditEventType
+from audit.selectors import AUDIT_SEARCH_RECORDED_LATE_MAX_SECONDS, audit_search_since
 from scheduling.exceptions import InvalidTimezone
 from scheduling.forms import ScheduledReviewForm
 from scheduling.models import ExecutionStatus, ResultOutcome, SchedulePriority, ScheduleType
@@ -20,14 +20,9 @@ from scheduling.recurrence import zone
 from scheduling.services import EDITABLE_FIELDS
 from sessions.models import SessionStatus, SessionType
 
-# Without a start, the audit explorer searches the last week (as the API does): a bounded
-# range keeps the query on a few monthly partitions.
-AUDIT_DEFAULT_WINDOW = timedelta(days=7)
 METADATA_KEY_WITHOUT_VALUE = "Give the value the metadata key must have."
 RANGE_BACKWARDS = "The end of the range must be after its start."
 CONTEXT_NOT_AN_OBJECT = 'Give a JSON object, e.g. {"metadata": {"region": "emea"}}.'
-# Longer than any retention; bounds the interval the search adds to a timestamp.
-RECORDED_LATE_MAX_SECONDS = 100 * 365 * 86400
 
 
 def _any(choices: list[tuple[str, str]], label: str = "Any") -> list[tuple[str, str]]:
@@ -173,7 +168,7 @@ class AuditFilterForm(forms.Form):
         label="Recorded late by more than (s)",
         required=False,
         min_value=0,
-        max_value=RECORDED_LATE_MAX_SECONDS,
+        max_value=AUDIT_SEARCH_RECORDED_LATE_MAX_SECONDS,
         widget=forms.NumberInput(attrs={"placeholder": "60"}),
     )
 
@@ -192,7 +187,7 @@ class AuditFilterForm(forms.Form):
         data = self.cleaned_data
         key = data.get("metadata_key", "").strip()
         return {
-            "since": data.get("since") or (now or timezone.now()) - AUDIT_DEFAULT_WINDOW,
+            "since": audit_search_since(data.get("since"), now=now),
             "until": data.get("until"),
             "event_type": data.get("event_type") or None,
             "action": data.get("action", "").strip() or None,

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, time
 from typing import Annotated, Any
 
+from ninja.renderers import JSONRenderer
 from ninja.responses import NinjaJSONEncoder
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
@@ -60,3 +61,13 @@ class PreciseJSONEncoder(NinjaJSONEncoder):
             text = o.isoformat()
             return text[:-6] + "Z" if text.endswith("+00:00") else text
         return super().default(o)
+
+
+class PreciseJSONRenderer(JSONRenderer):
+    """The API's renderer (``sergas.api``); ``sessions.detail`` renders with it too, ahead
+    of the request, so its bytes are the API's."""
+
+    encoder_class = PreciseJSONEncoder
+
+    def content_type(self) -> str:
+        return f"{self.media_type}; charset={self.charset}"

@@ -1,40 +1,22 @@
-from typing import Any
+import functools
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from access.services import staff_actor
+from access.staff import apply_as_staff, staff_actor_of
 from kernel.admin import ReadOnlyModelAdmin
-from kernel.errors import DomainError
 from scheduling import services
 from scheduling.forms import ScheduledReviewForm
 from scheduling.models import AccountReview, RunBatch, ScheduledReview, ScheduleExecution
 
-
-def _actor(request: HttpRequest, permission: str = "scheduling.change_scheduledreview") -> str:
-    return staff_actor(
-        request.user, permission, path=request.path, remote_addr=request.META.get("REMOTE_ADDR")
-    )
+ADD_REVIEWS = "scheduling.add_scheduledreview"
+CHANGE_REVIEWS = "scheduling.change_scheduledreview"
+DELETE_REVIEWS = "scheduling.delete_scheduledreview"
 
 
-def _each(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, verb: str, action: Any
-) -> None:
-    done = 0
-    try:
-        actor = _actor(request)
-    except DomainError as exc:
-        modeladmin.message_user(request, exc.detail, messages.ERROR)
-        return
-    for review_id in queryset.values_list("pk", flat=True):
-        try:
-            action(review_id, actor=actor)
-            done += 1
-        except DomainError as exc:
-            modeladmin.message_user(request, exc.detail, messages.WARNING)
-    if done:
-        modeladmin.message_user(request, f"{verb} {done} review(s).", messages.SUCCESS)
+# Each action runs its service per selected row as the staff member (access.staff).
+_each = functools.partial(apply_as_staff, permission=CHANGE_REVIEWS, noun="review(s)")
 
 
 @admin.action(description="Run selected reviews now", permissions=["change"])
@@ -80,18 +62,20 @@ class ScheduledReviewAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: ScheduledReview, form: ScheduledReviewForm, change: bool
     ) -> None:
         if change:
-            saved = services.review_update(obj.pk, changes=form.changes(), actor=_actor(request))
+            saved = services.review_update(
+                obj.pk, changes=form.changes(), actor=staff_actor_of(request, CHANGE_REVIEWS)
+            )
         else:
             saved = services.review_create(
-                actor=_actor(request, "scheduling.add_scheduledreview"), **form.fields_to_create()
+                actor=staff_actor_of(request, ADD_REVIEWS), **form.fields_to_create()
             )
         obj.pk = saved.pk
 
     def delete_model(self, request: HttpRequest, obj: ScheduledReview) -> None:
-        services.review_delete(obj.pk, actor=_actor(request, "scheduling.delete_scheduledreview"))
+        services.review_delete(obj.pk, actor=staff_actor_of(request, DELETE_REVIEWS))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        actor = _actor(request, "scheduling.delete_scheduledreview")
+        actor = staff_actor_of(request, DELETE_REVIEWS)
         for review_id in queryset.values_list("pk", flat=True):
             services.review_delete(review_id, actor=actor)
 

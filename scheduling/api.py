@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from ninja import Query, Router
 from ninja.responses import Status
 
-from access.auth import Principal, unconfined_only, write_access
+from access.auth import caller, unconfined_only, write_access
 from access.idempotency import IdempotencyKey, IdempotencyKeyValue, idempotent
 from scheduling import selectors, services
 from scheduling.exceptions import ExecutionNotFound, ReviewNotFound
@@ -36,11 +36,6 @@ router = Router(tags=["schedules"])
 router.add_decorator(unconfined_only("schedules"))
 accounts_router = Router(tags=["accounts"])
 accounts_router.add_decorator(unconfined_only("accounts' review results"))
-
-
-def _actor(request: HttpRequest) -> str:
-    principal: Principal = request.auth  # type: ignore[attr-defined]
-    return principal.actor
 
 
 def _review(review_id: int) -> ScheduledReview:
@@ -72,7 +67,7 @@ def create_schedule(
     return idempotent(
         request,
         idempotency_key,
-        lambda: services.review_create(actor=_actor(request), **fields),
+        lambda: services.review_create(actor=caller(request).actor, **fields),
         payload=payload,
         schema=ScheduleOut,
         status=201,
@@ -88,13 +83,13 @@ def get_schedule(request: HttpRequest, review_id: int) -> Any:
 def update_schedule(request: HttpRequest, review_id: int, payload: ScheduleUpdateIn) -> Any:
     """Change the given fields; the next run is recomputed when the schedule changes."""
     changes = payload.model_dump(exclude_unset=True)
-    return services.review_update(review_id, changes=changes, actor=_actor(request))
+    return services.review_update(review_id, changes=changes, actor=caller(request).actor)
 
 
 @router.delete("/{review_id}", response={204: None}, auth=write_access)
 def delete_schedule(request: HttpRequest, review_id: int) -> Any:
     """Delete the review and its beat entry; its run history stays."""
-    services.review_delete(review_id, actor=_actor(request))
+    services.review_delete(review_id, actor=caller(request).actor)
     return Status(204, None)
 
 
@@ -109,7 +104,7 @@ def pause_schedule(
         request,
         idempotency_key,
         lambda: services.review_pause(
-            review_id, note=payload.note if payload else "", actor=_actor(request)
+            review_id, note=payload.note if payload else "", actor=caller(request).actor
         ),
         payload=payload,
         schema=ScheduleOut,
@@ -126,7 +121,7 @@ def resume_schedule(
     return idempotent(
         request,
         idempotency_key,
-        lambda: services.review_resume(review_id, actor=_actor(request)),
+        lambda: services.review_resume(review_id, actor=caller(request).actor),
         payload=None,
         schema=ScheduleOut,
     )
@@ -143,7 +138,7 @@ def trigger_schedule(
     return idempotent(
         request,
         idempotency_key,
-        lambda: services.review_trigger_on_demand(review_id, actor=_actor(request)),
+        lambda: services.review_trigger_on_demand(review_id, actor=caller(request).actor),
         payload=None,
         schema=ExecutionOut,
         status=202,

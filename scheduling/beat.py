@@ -30,7 +30,6 @@ from types import FrameType
 from typing import Any
 
 import psycopg
-from django.conf import settings
 from django.db import close_old_connections
 from django_celery_beat.schedulers import DatabaseScheduler
 
@@ -95,7 +94,7 @@ class BeatLeadership:
         self.refused = False
 
     def _connect(self) -> psycopg.Connection:
-        db = settings.DATABASES["default"]
+        db = conf.leadership_database()
         params: dict[str, Any] = {
             "dbname": db["NAME"],
             "user": db.get("USER") or None,

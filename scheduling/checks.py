@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, register
 
+from kernel.plugins import plugin_problems
 from scheduling import conf
 
 SIMULATED_RUNNER = "scheduling.runners.SimulatedReviewRunner"
@@ -55,3 +56,37 @@ def check_no_simulation_in_production(app_configs: Any, **kwargs: Any) -> list[C
             )
         )
     return errors
+
+
+@register()
+def check_review_runner(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """``SERGAS_REVIEW_RUNNER`` names a ``ReviewRunner`` (or is empty: agents do the work)."""
+    from scheduling.runners import ReviewRunner
+
+    path = conf.review_runner_path()
+    if not path:
+        return []
+    return plugin_problems(
+        path,
+        ReviewRunner,
+        setting="SERGAS_REVIEW_RUNNER",
+        import_id="sergas.E001",
+        subclass_id="sergas.E002",
+        hint="A subclass of scheduling.runners.ReviewRunner (docs/scheduling.md), or empty"
+        " when agents do all the work.",
+    )[1]
+
+
+@register()
+def check_account_source(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """``SERGAS_ACCOUNT_SOURCE`` names an ``AccountSource``."""
+    from scheduling.accounts import AccountSource
+
+    return plugin_problems(
+        conf.account_source_path(),
+        AccountSource,
+        setting="SERGAS_ACCOUNT_SOURCE",
+        import_id="sergas.E003",
+        subclass_id="sergas.E004",
+        hint="A subclass of scheduling.accounts.AccountSource (docs/scheduling.md).",
+    )[1]

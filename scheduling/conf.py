@@ -10,17 +10,21 @@ def _get(name: str, default: Any) -> Any:
 
 
 def review_runner_path() -> str:
-    """Dotted path of the ``ReviewRunner`` class (``SERGAS_REVIEW_RUNNER``)."""
-    return str(
-        getattr(settings, "SERGAS_REVIEW_RUNNER", "scheduling.runners.SimulatedReviewRunner")
-    )
+    """Dotted path of the ``ReviewRunner`` class that runs the batches of worker-executed
+    runs; empty when agents do all the work (``SERGAS_REVIEW_RUNNER``)."""
+    return str(_get("REVIEW_RUNNER", "scheduling.runners.SimulatedReviewRunner"))
 
 
 def account_source_path() -> str:
-    """Dotted path of the ``AccountSource`` class that resolves ``account_filter``."""
-    return str(
-        getattr(settings, "SERGAS_ACCOUNT_SOURCE", "scheduling.accounts.SyntheticAccountSource")
-    )
+    """Dotted path of the ``AccountSource`` class that resolves ``account_filter``
+    (``SERGAS_ACCOUNT_SOURCE``)."""
+    return str(_get("ACCOUNT_SOURCE", "scheduling.accounts.SyntheticAccountSource"))
+
+
+def recovery_check_seconds() -> float:
+    """How often beat re-queues batches whose lease ran out and recovers the interrupted
+    sessions of scheduled runs."""
+    return float(_get("RECOVERY_CHECK_SECONDS", 60.0))
 
 
 def review_queue() -> str:
@@ -57,6 +61,12 @@ def missed_runs_recorded_max() -> int:
 def beat_lock_key() -> int:
     """PostgreSQL advisory lock key held by the one active beat."""
     return int(_get("BEAT_LOCK_KEY", 0x5E76A5))
+
+
+def leadership_database() -> dict[str, Any]:
+    """The database (Django's ``DATABASES["default"]``) beat's leadership connection
+    opens, with its options (keepalives, connect timeout)."""
+    return dict(settings.DATABASES["default"])
 
 
 def beat_standby_poll_seconds() -> float:

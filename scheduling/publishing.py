@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from celery import current_app
+
 from kernel.logs.tasks import REQUEST_ID_HEADER, task_headers
 from scheduling import conf
 from scheduling.models import PRIORITY_MESSAGE_LEVEL
@@ -65,14 +67,12 @@ def publish_runs(messages: Iterable[RunMessage], *, queue: str | None = None) ->
     """Publish the messages to the review queue (or ``queue``); returns how many were
     sent. Raises if the broker cannot take them; callers leave the runs in the outbox
     then."""
-    from sergas.celery import app
-
     messages = list(messages)
     if not messages:
         return 0
     queue = queue or conf.review_queue()
     request_id = task_headers().get(REQUEST_ID_HEADER)
-    if app.conf.broker_url.split(":", 1)[0] in _REDIS_SCHEMES:
+    if current_app.conf.broker_url.split(":", 1)[0] in _REDIS_SCHEMES:
         return _redis_publisher(queue).publish(messages, request_id=request_id)
     return _publish_with_kombu(messages, queue, request_id=request_id)
 
@@ -80,9 +80,7 @@ def publish_runs(messages: Iterable[RunMessage], *, queue: str | None = None) ->
 def _broker_client() -> Any | None:
     """The broker's Redis client, or None for brokers that keep their messages across
     restarts (RabbitMQ: durable queues, persistent messages)."""
-    from sergas.celery import app
-
-    if app.conf.broker_url.split(":", 1)[0] not in _REDIS_SCHEMES:
+    if current_app.conf.broker_url.split(":", 1)[0] not in _REDIS_SCHEMES:
         return None
     return _redis_publisher(conf.review_queue())._client
 
@@ -109,9 +107,7 @@ def broker_marker_set() -> None:
 
 
 def _task_message(task: str, task_id: str, arg: str, request_id: str | None) -> Any:
-    from sergas.celery import app
-
-    message = app.amqp.create_task_message(
+    message = current_app.amqp.create_task_message(
         task_id, task, (arg,), {}, argsrepr=f"('{arg}',)", kwargsrepr="{}"
     )
     if request_id is not None:
@@ -126,14 +122,12 @@ def _publish_with_kombu(
     connection: Any = None,
     request_id: str | None = None,
 ) -> int:
-    from sergas.celery import app
-
-    with app.producer_or_acquire(
-        app.amqp.Producer(connection.default_channel) if connection is not None else None
+    with current_app.producer_or_acquire(
+        current_app.amqp.Producer(connection.default_channel) if connection is not None else None
     ) as producer:
         # Through the default exchange a message to a queue nobody declared yet would be
         # dropped (AMQP): declare it as Celery's workers do (with x-max-priority).
-        app.amqp.queues.select_add(queue)(producer.channel).declare()
+        current_app.amqp.queues.select_add(queue)(producer.channel).declare()
         with producer.batch(max_size=1000):
             _publish_each(producer, messages, queue, request_id)
     return len(messages)
@@ -164,10 +158,8 @@ class _RedisRunPublisher:
     """Writes run messages into Redis lists from templates kombu produced itself."""
 
     def __init__(self, queue: str) -> None:
-        from sergas.celery import app
-
         self.queue = queue
-        self._client = app.connection_for_write().default_channel.client
+        self._client = current_app.connection_for_write().default_channel.client
         # (task, priority level, with a request id) -> (list key, message template,
         # sentinel body, tag)
         self._templates: dict[tuple[str, int, bool], tuple[str, str, bytes, str]] = {}
@@ -180,13 +172,11 @@ class _RedisRunPublisher:
             return self._templates[(task, level, traced)]
 
     def _capture(self, task: str, level: int, traced: bool) -> tuple[str, str, bytes, str]:
-        from sergas.celery import app
-
         scratch = f"sergas.publish-template.{uuid.uuid4().hex}"
         task_message = _task_message(
             task, _SENTINEL_ID, _SENTINEL, _SENTINEL_REQUEST_ID if traced else None
         )
-        with app.producer_or_acquire() as producer:
+        with current_app.producer_or_acquire() as producer:
             producer.publish(
                 task_message.body,
                 exchange="",

@@ -27,7 +27,7 @@ from django.utils.module_loading import import_string
 from scheduling import conf
 from scheduling.models import ResultOutcome, SchedulePriority
 from scheduling.results import AccountResult, Recommendation
-from sessions.hooks import HookEvent
+from sessions.hook_events import HookEvent
 from sessions.models import HookName
 
 

@@ -9,8 +9,8 @@ from uuid import UUID
 from ninja import Field, Schema
 from pydantic import ConfigDict, WithJsonSchema
 
-from access.inputs import NOT_BLANK, InputSchema
 from kernel.encoding import IsoDateTime, LocalTime
+from kernel.schemas import NOT_BLANK, InputSchema
 from scheduling.models import (
     EXECUTOR_PATTERN,
     QUEUE_NAME_PATTERN,

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Router
 from ninja.responses import Status
 
-from access.auth import Principal, work_access
+from access.auth import caller
 from kernel.client_connection import client_disconnected
 from scheduling import conf, services
 from scheduling.schemas import (
@@ -28,11 +28,8 @@ from scheduling.schemas import (
 )
 from scheduling.services import BatchLease
 
-router = Router(tags=["work"], auth=work_access)
-
-
-def _caller(request: HttpRequest) -> Principal:
-    return request.auth  # type: ignore[attr-defined, return-value]
+# Work scope: attached where the router is mounted (sergas.api.V1_ROUTERS).
+router = Router(tags=["work"])
 
 
 def _lease_out(lease: BatchLease) -> dict[str, Any]:
@@ -67,20 +64,20 @@ def _lease_out(lease: BatchLease) -> dict[str, Any]:
 def claim(request: HttpRequest, payload: ClaimIn) -> Any:
     """Lease the next batch of ``queue`` (critical runs first, then by nominal time), or
     wait up to ``wait_seconds`` for one: 204 when none came. An unknown queue is 404."""
-    caller = _caller(request)
-    services.work_queue_check(payload.queue, allowed=caller.queues)
+    principal = caller(request)
+    services.work_queue_check(payload.queue, allowed=principal.queues)
     lease = services.work_claim_wait(
         payload.queue,
         wait_seconds=min(payload.wait_seconds, conf.work_wait_max_seconds()),
-        holder=payload.holder or caller.actor,
-        actor=caller.actor,
+        holder=payload.holder or principal.actor,
+        actor=principal.actor,
         still_wanted=lambda: not client_disconnected(request),
     )
     if lease is not None and client_disconnected(request):
         # The agent went away while it waited: the batch goes back at once, not after
         # its lease.
         services.work_release(
-            lease.batch_id, lease.token, allowed=caller.queues, actor=caller.actor
+            lease.batch_id, lease.token, allowed=principal.queues, actor=principal.actor
         )
         lease = None
     if lease is None:
@@ -92,9 +89,9 @@ def claim(request: HttpRequest, payload: ClaimIn) -> Any:
 def heartbeat(request: HttpRequest, batch_id: int, payload: LeaseTokenIn) -> Any:
     """Extend the lease. 409 ``lease_lost`` (with ``reason``: taken_over, lease_expired,
     run_cancelled, session_paused, ...) means stop working on the batch."""
-    caller = _caller(request)
+    principal = caller(request)
     batch = services.work_heartbeat(
-        batch_id, payload.token, allowed=caller.queues, actor=caller.actor
+        batch_id, payload.token, allowed=principal.queues, actor=principal.actor
     )
     return {
         "batch_id": batch.pk,
@@ -108,16 +105,16 @@ def complete(request: HttpRequest, batch_id: int, payload: CompleteIn) -> HttpRe
     """Record one result per account (and optional tool/task events) in one
     transaction. A retry with the same token replays the first answer
     (``Idempotent-Replayed: true``)."""
-    caller = _caller(request)
+    principal = caller(request)
     answer, replayed = services.work_complete(
         batch_id,
         payload.token,
         results=payload.results,
         events=[event.to_hook_event() for event in payload.events],
         counters=payload.metrics.given(),
-        allowed=caller.queues,
-        agent=caller.name,
-        actor=caller.actor,
+        allowed=principal.queues,
+        agent=principal.name,
+        actor=principal.actor,
     )
     response = JsonResponse(CompleteOut.model_validate(answer).model_dump(mode="json"))
     response["Idempotent-Replayed"] = "true" if replayed else "false"
@@ -128,14 +125,14 @@ def complete(request: HttpRequest, batch_id: int, payload: CompleteIn) -> HttpRe
 def fail(request: HttpRequest, batch_id: int, payload: FailIn) -> Any:
     """The batch could not be done. ``retryable`` (default): it goes back to the queue,
     up to the attempts limit; otherwise, or after the last attempt, the run fails."""
-    caller = _caller(request)
+    principal = caller(request)
     batch = services.work_fail(
         batch_id,
         payload.token,
         error=payload.error,
         retryable=payload.retryable,
-        allowed=caller.queues,
-        actor=caller.actor,
+        allowed=principal.queues,
+        actor=principal.actor,
     )
     return _state(batch)
 
@@ -144,9 +141,9 @@ def fail(request: HttpRequest, batch_id: int, payload: FailIn) -> Any:
 def release(request: HttpRequest, batch_id: int, payload: LeaseTokenIn) -> Any:
     """Give the batch back unfinished (the agent is stopping): another agent may take it
     at once; the attempt does not count."""
-    caller = _caller(request)
+    principal = caller(request)
     batch = services.work_release(
-        batch_id, payload.token, allowed=caller.queues, actor=caller.actor
+        batch_id, payload.token, allowed=principal.queues, actor=principal.actor
     )
     return _state(batch)
 

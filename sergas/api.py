@@ -11,15 +11,14 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Router
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
-from ninja.renderers import JSONRenderer
 
 from access import conf as agents_conf
-from access.auth import read_access
+from access.auth import ApiAuth, admin_access, read_access, work_access, write_access
 from access.exceptions import CallerThrottled
-from access.inputs import ERROR_FORM, GuardedParser, guard_request
+from access.inputs import ERROR_FORM, GuardedParser, request_guard
 from access.throttling import CallerRateThrottle
 from kernel.availability import DatabaseUnavailable, log_outage
-from kernel.encoding import PreciseJSONEncoder
+from kernel.encoding import PreciseJSONRenderer
 from kernel.errors import (
     Conflict,
     DomainError,
@@ -34,16 +33,19 @@ from kernel.errors import (
 )
 from sergas.openapi import document_errors
 
-# (prefix, router): each app owns its router.
-V1_ROUTERS: list[tuple[str, str]] = [
-    ("", "access.api.router"),
-    ("/sessions", "sessions.api.router"),
-    ("/events", "sessions.api.events_router"),
-    ("/schedules", "scheduling.api.router"),
-    ("/accounts", "scheduling.api.accounts_router"),
-    ("/work", "scheduling.work_api.router"),
-    ("/audit", "audit.api.router"),
-    ("/otlp", "traces.api.router"),
+# (prefix, router, auth): each app owns its router; the scope a router's operations need
+# is attached here, where it is mounted, so no app imports the access layer for it (an
+# operation may still ask for more, e.g. ``write_access`` on a session's writes).
+V1_ROUTERS: list[tuple[str, str, ApiAuth]] = [
+    ("", "access.api.router", read_access),
+    ("/sessions", "sessions.api.router", read_access),
+    ("/events", "sessions.api.events_router", read_access),
+    ("/schedules", "scheduling.api.router", read_access),
+    ("/accounts", "scheduling.api.accounts_router", read_access),
+    ("/work", "scheduling.work_api.router", work_access),
+    ("/audit", "audit.api.router", admin_access),
+    # OTLP/HTTP trace export: writes spans, so the write scope for the whole router.
+    ("/otlp", "traces.api.router", write_access),
 ]
 
 # The base classes of kernel.errors and their statuses; any other DomainError is a 400.
@@ -68,10 +70,6 @@ _CODE_OF_STATUS = {
 }
 
 
-class _Renderer(JSONRenderer):
-    encoder_class = PreciseJSONEncoder
-
-
 class SergasAPI(NinjaAPI):
     def get_openapi_schema(self, **kwargs: Any) -> Any:
         return document_errors(super().get_openapi_schema(**kwargs))
@@ -90,13 +88,13 @@ api = SergasAPI(
     openapi_url="/openapi.json",
     auth=read_access,
     throttle=[CallerRateThrottle()],
-    renderer=_Renderer(),
+    renderer=PreciseJSONRenderer(),
     parser=GuardedParser(),
 )
 
 v1 = Router()
-for prefix, router in V1_ROUTERS:
-    v1.add_router(prefix, router)
+for prefix, router, auth in V1_ROUTERS:
+    v1.add_router(prefix, router, auth=auth)
 api.add_router("/v1", v1)
 
 
@@ -181,4 +179,4 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return error_response(request, 404, "not_found", "Not found.")
 
 
-api.add_decorator(guard_request, mode="view")
+api.add_decorator(request_guard(api.on_exception), mode="view")

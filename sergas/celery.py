@@ -12,8 +12,19 @@ import kernel.logs.tasks  # noqa: F401
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sergas.settings.base")
 
 app = Celery("sergas")
+# The apps reach it as ``celery.current_app`` (they may not import the wiring): current in
+# every thread, not only the one that made it.
+app.set_default()
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def _install_beat_schedule(sender: Celery, source: Any, **kwargs: Any) -> None:
+    """The periodic tasks, built from the apps' settings once Django's are loaded."""
+    from sergas.beat_schedule import beat_schedule
+
+    source.beat_schedule = beat_schedule()
 
 
 @signals.setup_logging.connect

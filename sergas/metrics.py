@@ -86,7 +86,7 @@ def multiprocess_dir() -> str | None:
 
 
 def metrics_registry(*, with_database: bool = True) -> CollectorRegistry:
-    """What a scrape exports: this process's registry (where the sessions app registered
+    """What a scrape exports: this process's registry (where the sergas app registered
     the database collector), or the files of every process plus the database collector."""
     path = multiprocess_dir()
     if path is None:

@@ -11,11 +11,11 @@ from sergas.metrics import metrics
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard:overview", permanent=False)),
     path("dashboard/", include("dashboard.urls")),
-    # Staff only: the admin's form refuses accounts without is_staff.
+    # Staff only: the admin's form refuses accounts without is_staff. The page is the
+    # site's (templates/registration/login.html, LoginView's default name).
     path(
         "login/",
         auth_views.LoginView.as_view(
-            template_name="dashboard/login.html",
             authentication_form=AdminAuthenticationForm,
             redirect_authenticated_user=True,
         ),

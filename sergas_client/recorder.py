@@ -9,11 +9,16 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from sergas_client.client import SergasClient
-    from sergas_client.types import EventsResult
+from sergas_client.types import EventsResult
+
+
+class EventSender(Protocol):
+    """What a recorder needs of its client (``SergasClient`` is one): the client makes
+    recorders, so the recorder names only this, not the client."""
+
+    def send_events(self, events: list[dict[str, Any]]) -> EventsResult: ...
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class Invocation:
 
 
 class EventRecorder:
-    def __init__(self, client: "SergasClient", session_id: str | None, *, batch_size: int) -> None:
+    def __init__(self, client: EventSender, session_id: str | None, *, batch_size: int) -> None:
         self.client = client
         self.session_id = session_id
         self.batch_size = batch_size
@@ -60,7 +65,7 @@ class EventRecorder:
     def task(self, name: str, **fields: Any) -> AbstractContextManager[Invocation]:
         return _invoked(self.pre_task(name, **fields), self.post_task)
 
-    def flush(self) -> "EventsResult | None":
+    def flush(self) -> EventsResult | None:
         """Send what is buffered; on failure it stays buffered for the next flush."""
         result = None
         while self._buffer:

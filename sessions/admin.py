@@ -1,12 +1,13 @@
-from django.contrib import admin, messages
+import functools
+
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from access.services import staff_actor
-from kernel.admin import ReadOnlyModelAdmin
-from kernel.errors import DomainError
+from access.staff import apply_as_staff
+from kernel.admin import ActionsOnlyModelAdmin, ReadOnlyModelAdmin
 from sessions import services
 from sessions.models import (
     BULKY_COLUMNS,
@@ -19,39 +20,11 @@ from sessions.models import (
     SessionTimes,
 )
 
-
-def _staff_actor(request: HttpRequest) -> str:
-    return staff_actor(
-        request.user,
-        "agent_sessions.change_agentsession",
-        path=request.path,
-        remote_addr=request.META.get("REMOTE_ADDR"),
-    )
+CHANGE_SESSIONS = "agent_sessions.change_agentsession"
 
 
-def _apply(
-    modeladmin: admin.ModelAdmin,
-    request: HttpRequest,
-    queryset: QuerySet[AgentSession],
-    verb: str,
-    action: object,
-) -> None:
-    done, refused = 0, []
-    try:
-        actor = _staff_actor(request)
-    except DomainError as exc:
-        modeladmin.message_user(request, exc.detail, messages.ERROR)
-        return
-    for session_id in queryset.values_list("session_id", flat=True):
-        try:
-            action(session_id, actor=actor)
-            done += 1
-        except DomainError as exc:
-            refused.append(exc.detail)
-    if done:
-        modeladmin.message_user(request, f"{verb} {done} session(s).", messages.SUCCESS)
-    for detail in refused:
-        modeladmin.message_user(request, detail, messages.WARNING)
+# Each action runs its service per selected row as the staff member (access.staff).
+_apply = functools.partial(apply_as_staff, permission=CHANGE_SESSIONS, noun="session(s)")
 
 
 @admin.action(description="Pause selected sessions", permissions=["change"])
@@ -142,7 +115,7 @@ class SessionCheckpointAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(AgentSession)
-class AgentSessionAdmin(admin.ModelAdmin):
+class AgentSessionAdmin(ActionsOnlyModelAdmin):
     """Sessions change only through the services (the actions), never by form edits."""
 
     list_display = [
@@ -173,13 +146,3 @@ class AgentSessionAdmin(admin.ModelAdmin):
     def audit_trail(self, obj: AgentSession) -> str:
         url = reverse("api:download_audit_trail", kwargs={"session_id": obj.session_id})
         return format_html('<a href="{}">Download as JSON Lines</a>', url)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        # The actions need "change" on the list; a session's form never saves.
-        return obj is None and super().has_change_permission(request)
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False

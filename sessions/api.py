@@ -11,15 +11,15 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Header, Query, Router
 
-from access.auth import Principal, record_refusal, write_access
+from access.auth import caller, record_refusal, write_access
 from access.idempotency import IdempotencyKey, IdempotencyKeyValue, idempotent
 from audit.selectors import audit_events_for_session
+from audit.services import audit_export_record
 from audit.trail.export import JSONL_CONTENT_TYPE, audit_events_jsonl
 from kernel.conditional import IfMatchValue, expected_version
 from sessions import selectors, services
 from sessions.detail import session_detail
 from sessions.exceptions import SessionNotFound
-from sessions.hooks import hook_events_record
 from sessions.schemas import (
     CheckpointIn,
     CheckpointOut,
@@ -49,14 +49,14 @@ def _own_sessions_only(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        owner = _caller(request).sessions_owner
+        owner = caller(request).sessions_owner
         session_id = kwargs.get("session_id")
         if owner is not None and session_id is not None:
             creator = selectors.session_creator(session_id)
             if creator is not None and creator != owner:
                 refused = SessionNotFound(session_id)
                 record_refusal(
-                    request, refused, actor=_caller(request).actor, resource=f"session:{session_id}"
+                    request, refused, actor=caller(request).actor, resource=f"session:{session_id}"
                 )
                 raise refused
         return view(request, *args, **kwargs)
@@ -69,13 +69,34 @@ router.add_decorator(_own_sessions_only)
 IfMatch = Header(None, alias="If-Match", description='Expected version, e.g. "7" (409 if not).')
 
 
-def _caller(request: HttpRequest) -> Principal:
-    return request.auth  # type: ignore[attr-defined, return-value]
-
-
 def _require(session_id: str) -> None:
     if not selectors.session_exists(session_id):
         raise SessionNotFound(session_id)
+
+
+def _move(
+    request: HttpRequest,
+    session_id: str,
+    move: Callable[..., Any],
+    payload: VersionIn | None,
+    if_match: IfMatchValue | None,
+    idempotency_key: IdempotencyKeyValue | None,
+    **arguments: Any,
+) -> Any:
+    """A lifecycle move: the caller is the actor, the version expected comes from
+    If-Match or the body, and an Idempotency-Key makes a retry answer as the first did."""
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: move(
+            session_id,
+            actor=caller(request).actor,
+            expected_version=expected_version(if_match, payload),
+            **arguments,
+        ),
+        payload=payload,
+        schema=SessionOut,
+    )
 
 
 @router.post("", response={201: SessionDetailOut}, auth=write_access)
@@ -89,7 +110,7 @@ def create_session(
     return idempotent(
         request,
         idempotency_key,
-        lambda: services.session_create(**payload.dict(), actor=_caller(request).actor),
+        lambda: services.session_create(**payload.dict(), actor=caller(request).actor),
         payload=payload,
         schema=SessionDetailOut,
         status=201,
@@ -107,7 +128,7 @@ def list_sessions(request: HttpRequest, filters: Query[SessionFilters]) -> Any:
         account_id=filters.account_id,
         created_after=filters.created_after,
         created_before=filters.created_before,
-        created_by=_caller(request).sessions_owner,
+        created_by=caller(request).sessions_owner,
         context=filters.context,
         cursor=filters.cursor,
         limit=filters.limit,
@@ -133,17 +154,7 @@ def start_session(
     if_match: IfMatchValue | None = IfMatch,
     idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return idempotent(
-        request,
-        idempotency_key,
-        lambda: services.session_start(
-            session_id,
-            actor=_caller(request).actor,
-            expected_version=expected_version(if_match, payload),
-        ),
-        payload=payload,
-        schema=SessionOut,
-    )
+    return _move(request, session_id, services.session_start, payload, if_match, idempotency_key)
 
 
 @router.post("/{session_id}/pause", response=SessionOut, auth=write_access)
@@ -154,17 +165,14 @@ def pause_session(
     if_match: IfMatchValue | None = IfMatch,
     idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return idempotent(
+    return _move(
         request,
+        session_id,
+        services.session_pause,
+        payload,
+        if_match,
         idempotency_key,
-        lambda: services.session_pause(
-            session_id,
-            actor=_caller(request).actor,
-            reason=payload.reason if payload else "",
-            expected_version=expected_version(if_match, payload),
-        ),
-        payload=payload,
-        schema=SessionOut,
+        reason=payload.reason if payload else "",
     )
 
 
@@ -176,17 +184,7 @@ def resume_session(
     if_match: IfMatchValue | None = IfMatch,
     idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return idempotent(
-        request,
-        idempotency_key,
-        lambda: services.session_resume(
-            session_id,
-            actor=_caller(request).actor,
-            expected_version=expected_version(if_match, payload),
-        ),
-        payload=payload,
-        schema=SessionOut,
-    )
+    return _move(request, session_id, services.session_resume, payload, if_match, idempotency_key)
 
 
 @router.post("/{session_id}/complete", response=SessionOut, auth=write_access)
@@ -198,17 +196,7 @@ def complete_session(
     idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
     """Complete a running session; its ``summary`` comes back with it."""
-    return idempotent(
-        request,
-        idempotency_key,
-        lambda: services.session_complete(
-            session_id,
-            actor=_caller(request).actor,
-            expected_version=expected_version(if_match, payload),
-        ),
-        payload=payload,
-        schema=SessionOut,
-    )
+    return _move(request, session_id, services.session_complete, payload, if_match, idempotency_key)
 
 
 @router.post("/{session_id}/fail", response=SessionOut, auth=write_access)
@@ -219,17 +207,14 @@ def fail_session(
     if_match: IfMatchValue | None = IfMatch,
     idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return idempotent(
+    return _move(
         request,
+        session_id,
+        services.session_fail,
+        payload,
+        if_match,
         idempotency_key,
-        lambda: services.session_fail(
-            session_id,
-            error=payload.error,
-            actor=_caller(request).actor,
-            expected_version=expected_version(if_match, payload),
-        ),
-        payload=payload,
-        schema=SessionOut,
+        error=payload.error,
     )
 
 
@@ -241,17 +226,14 @@ def cancel_session(
     if_match: IfMatchValue | None = IfMatch,
     idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
 ) -> Any:
-    return idempotent(
+    return _move(
         request,
+        session_id,
+        services.session_cancel,
+        payload,
+        if_match,
         idempotency_key,
-        lambda: services.session_cancel(
-            session_id,
-            actor=_caller(request).actor,
-            reason=payload.reason if payload else "",
-            expected_version=expected_version(if_match, payload),
-        ),
-        payload=payload,
-        schema=SessionOut,
+        reason=payload.reason if payload else "",
     )
 
 
@@ -270,7 +252,7 @@ def recover_session(
     def recover() -> Any:
         session = services.session_recover(
             session_id,
-            actor=_caller(request).actor,
+            actor=caller(request).actor,
             expected_version=expected_version(if_match, payload),
         )
         return session if include_state else SessionOut.model_validate(session)
@@ -296,7 +278,7 @@ def update_context(
             session_id,
             changes=payload.changes,
             increments=payload.increments.given() if payload.increments else None,
-            actor=_caller(request).actor,
+            actor=caller(request).actor,
             expected_version=expected_version(if_match, payload),
         ),
         payload=payload,
@@ -320,7 +302,7 @@ def increment_metrics(
             session_id,
             counters=payload.counters.given(),
             processing_times_ms=payload.processing_times_ms,
-            actor=_caller(request).actor,
+            actor=caller(request).actor,
         ),
         payload=payload,
         schema=SessionOut,
@@ -347,7 +329,7 @@ def create_checkpoint(
         lambda: services.session_checkpoint(
             session_id,
             context_changes=payload.context_changes if payload else None,
-            actor=_caller(request).actor,
+            actor=caller(request).actor,
         ),
         payload=payload,
         schema=CheckpointOut,
@@ -364,8 +346,12 @@ def list_checkpoints(request: HttpRequest, session_id: str) -> Any:
 
 @router.get("/{session_id}/audit-trail", response={200: None})
 def download_audit_trail(request: HttpRequest, session_id: str) -> StreamingHttpResponse:
-    """The session's audit trail as JSON Lines, oldest first, streamed."""
+    """The session's audit trail as JSON Lines, oldest first, streamed. The download is
+    itself recorded (``audit_export``), as the dashboard's exports are."""
     _require(session_id)
+    audit_export_record(
+        fmt="jsonl", filters={"session_id": session_id}, actor=caller(request).actor
+    )
     response = StreamingHttpResponse(
         audit_events_jsonl(audit_events_for_session(session_id)), content_type=JSONL_CONTENT_TYPE
     )
@@ -377,12 +363,12 @@ def download_audit_trail(request: HttpRequest, session_id: str) -> StreamingHttp
 def report_events(request: HttpRequest, payload: EventBatchIn) -> Any:
     """Record a batch of pre_tool/post_tool/pre_task/post_task events. Event ids you
     already sent are skipped, so a retried batch adds nothing."""
-    caller = _caller(request)
-    result = hook_events_record(
+    principal = caller(request)
+    result = services.hook_events_record(
         [event.to_hook_event() for event in payload.events],
-        agent_name=caller.name,
-        actor=caller.actor,
-        sessions_created_by=caller.sessions_owner,
+        agent_name=principal.name,
+        actor=principal.actor,
+        sessions_created_by=principal.sessions_owner,
     )
     return {
         "received": len(payload.events),

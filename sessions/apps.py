@@ -9,10 +9,4 @@ class SessionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from prometheus_client import REGISTRY
-
-        from sergas.metrics import database_collector
-
-        # One process without PROMETHEUS_MULTIPROC_DIR serves its default registry:
-        # the metrics read from the database belong there (sergas.metrics).
-        REGISTRY.register(database_collector())
+        from sessions import checks  # noqa: F401  (registers the system checks)

@@ -19,6 +19,11 @@ def heartbeat_timeout_seconds() -> int:
     return int(_get("HEARTBEAT_TIMEOUT_SECONDS", 300))
 
 
+def stale_check_seconds() -> float:
+    """How often beat looks for running sessions silent past the heartbeat timeout."""
+    return float(_get("STALE_CHECK_SECONDS", 60.0))
+
+
 def cache_local_ttl_seconds() -> float:
     """How long a process trusts its in-process copy: the staleness bound across processes."""
     return float(_get("CACHE_LOCAL_TTL_SECONDS", 1.0))
@@ -75,7 +80,8 @@ def events_max_age_days() -> int:
 
 def owner_paths() -> list[str]:
     """Dotted paths of the ``sessions.owners.SessionOwner`` classes every lifecycle
-    transition calls (the project lists the scheduling app's run owner)."""
+    transition calls (the project lists the scheduling app's run owner; checked by
+    sergas.E005/E006)."""
     return list(_get("OWNERS", []))
 
 

@@ -6,7 +6,7 @@ So the bytes rendered from an entry are kept beside it and served again for as l
 the cache returns that same entry; any write replaces the entry, and with it the
 bytes. This skips decoding the entry, validating it against ``SessionDetailOut`` and
 encoding the JSON, which were most of the cached detail's own time. The rendering is
-the API's own (the schema, then its renderer), so the bytes are the ones it would
+the API's own (the schema, then its renderer class), so the bytes are the ones it would
 send. A session the cache does not hold is read through ``session_get`` (PostgreSQL,
 which fills the cache) and rendered without being kept.
 """
@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from cachetools import LRUCache
 from django.http import HttpRequest
 
+from kernel.encoding import PreciseJSONRenderer
 from sessions import selectors
 from sessions.cache import decode_session, session_cache
 from sessions.models import AgentSession
 from sessions.schemas import SessionDetailOut
 
+# The API's renderer (sergas.api uses the same class).
+_RENDERER = PreciseJSONRenderer()
 # Bytes of entries and their renderings kept per process (large sessions weigh more).
 KEPT_BYTES = 32 * 1024 * 1024
 
@@ -66,12 +69,10 @@ def session_detail(request: HttpRequest, session_id: str) -> Detail | None:
 
 
 def _render(request: HttpRequest, session: AgentSession) -> Detail:
-    from sergas.api import api  # the API imports this module's router
-
     data = SessionDetailOut.model_validate(session).model_dump()
-    body = api.renderer.render(request, data, response_status=200)
+    body = _RENDERER.render(request, data, response_status=200)
     return Detail(
         body=body.encode() if isinstance(body, str) else body,
-        content_type=api.get_content_type(),
+        content_type=_RENDERER.content_type(),
         version=session.version,
     )

@@ -9,10 +9,20 @@ kept anywhere: each scrape counts running and paused sessions in PostgreSQL
 between processes.
 """
 
-from collections.abc import Iterator
+from collections import Counter as Tally
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
+
+# This module loads without Django's apps (a process that only counts), so no models here.
+if TYPE_CHECKING:
+    from sessions.hook_events import HookEvent
+
+# The hooks (sessions.models.HookName) that finish an invocation.
+POST_TOOL, POST_TASK = "post_tool", "post_task"
 
 # Tool calls: a cache hit takes milliseconds, a CRM or LLM call seconds to minutes.
 TOOL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -68,3 +78,27 @@ def database_families() -> Iterator[Metric]:
 
 def observe_session_end(*, session_type: str, status: str, duration_seconds: float) -> None:
     SESSION_DURATION.labels(session_type=session_type, status=status).observe(duration_seconds)
+
+
+def observe_hook_events(events: "Sequence[HookEvent]", agent_name: str) -> None:
+    """The metrics of finished invocations (``post_*`` events newly recorded), one label
+    lookup per (hook, name) of the batch."""
+    finished: dict[tuple[str, str], list[HookEvent]] = defaultdict(list)
+    for event in events:
+        if event.hook in (POST_TOOL, POST_TASK):
+            finished[(event.hook, event.name)].append(event)
+    for (hook, name), group in finished.items():
+        if hook == POST_TOOL:
+            labels = {"tool_name": name, "agent_name": agent_name}
+            count, duration = TOOL_INVOCATIONS.labels(**labels), TOOL_DURATION.labels(**labels)
+        else:
+            labels = {"task_type": name, "agent_name": agent_name}
+            count, duration = TASK_EXECUTIONS.labels(**labels), TASK_DURATION.labels(**labels)
+        count.inc(len(group))
+        for event in group:
+            if event.duration_seconds is not None:
+                duration.observe(event.duration_seconds)
+        if hook == POST_TOOL:
+            errors = Tally(event.error_type for event in group if event.error_type)
+            for error_type, times in errors.items():
+                TOOL_ERRORS.labels(**labels, error_type=error_type).inc(times)

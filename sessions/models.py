@@ -193,7 +193,7 @@ class AgentSession(models.Model):
     def _composed_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         composed = self.__dict__.get("_composed", (None, None))
         if composed[0] is None or composed[1] is None:
-            from sessions.selectors import session_state_read
+            from sessions.state_read import session_state_read
 
             read = session_state_read(self.session_id)
             composed = (
@@ -272,7 +272,7 @@ class SessionCheckpoint(models.Model):
 
     def _composed_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if "_composed" not in self.__dict__:
-            from sessions.selectors import checkpoint_state_read
+            from sessions.state_read import checkpoint_state_read
 
             self._composed = checkpoint_state_read(self.session_id, self.sequence)
         return self._composed

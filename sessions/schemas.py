@@ -15,9 +15,9 @@ from pydantic import (
     model_validator,
 )
 
-from access.inputs import NOT_BLANK, InputSchema, JsonObjectQuery
 from kernel.encoding import IsoDateTime
-from sessions.hooks import HookEvent, error_type_of
+from kernel.schemas import NOT_BLANK, InputSchema, JsonObjectQuery
+from sessions.hook_events import HookEvent, error_type_of
 from sessions.models import HookName, SessionStatus, SessionType
 from sessions.services.lifecycle import SESSION_ID_PATTERN
 from sessions.transitions import allowed_actions

@@ -1,12 +1,10 @@
 """Reads of agent sessions."""
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.db.models import Count, F, Func, IntegerField, QuerySet, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KT, KeyTransform
@@ -26,7 +24,8 @@ from sessions.models import (
     SessionStatus,
     searchable_context,
 )
-from sessions.state import SessionContext, without_stale_keys
+from sessions.state import SessionContext
+from sessions.state_read import session_state_read, state_compose
 
 # Newest first; session_id breaks ties between sessions created in the same microsecond.
 LIST_ORDERING = ("-created_at", "-session_id")
@@ -152,51 +151,7 @@ def session_context(session_id: str) -> SessionContext:
     return SessionContext.load(session_state_read(session_id)[0])
 
 
-# --- composing the whole state (docs/architecture.md, "Session state") ------------------------
-
-_SESSION_STATE_SQL = """
-SELECT s.context, s.metrics, s.account_ids,
-       ARRAY(SELECT x.a FROM (SELECT DISTINCT a FROM agent_session_progress AS p,
-                     unnest(p.processed) AS a WHERE p.session_id = s.session_id) AS x
-              ORDER BY x.a COLLATE "C"),
-       ARRAY(SELECT x.a FROM (
-                  SELECT a FROM agent_session_progress AS p, unnest(p.failed) AS a
-                   WHERE p.session_id = s.session_id
-                  EXCEPT
-                  SELECT a FROM agent_session_progress AS p, unnest(p.processed) AS a
-                   WHERE p.session_id = s.session_id) AS x
-              ORDER BY x.a COLLATE "C"),
-       ARRAY(SELECT u.t FROM agent_session_time AS r, unnest(r.times_ms) WITH ORDINALITY AS u(t, o)
-              WHERE r.session_id = s.session_id ORDER BY r.id, u.o)
-  FROM agent_session AS s
- WHERE s.session_id = %(session)s
-"""
-
-# As of checkpoint %(sequence)s: the changes newer than it are left out.
-_CHECKPOINT_STATE_SQL = """
-SELECT c.context, c.metrics,
-       COALESCE((SELECT l.account_ids FROM agent_session_account_list AS l
-                  WHERE l.session_id = c.session_id AND l.sequence <= c.sequence
-                  ORDER BY l.sequence DESC LIMIT 1), s.account_ids),
-       ARRAY(SELECT x.a FROM (SELECT DISTINCT a FROM agent_session_progress AS p,
-                     unnest(p.processed) AS a
-                      WHERE p.session_id = c.session_id AND p.sequence <= c.sequence) AS x
-              ORDER BY x.a COLLATE "C"),
-       ARRAY(SELECT x.a FROM (
-                  SELECT a FROM agent_session_progress AS p, unnest(p.failed) AS a
-                   WHERE p.session_id = c.session_id AND p.sequence <= c.sequence
-                  EXCEPT
-                  SELECT a FROM agent_session_progress AS p, unnest(p.processed) AS a
-                   WHERE p.session_id = c.session_id AND p.sequence <= c.sequence) AS x
-              ORDER BY x.a COLLATE "C"),
-       ARRAY(SELECT u.t FROM agent_session_time AS r, unnest(r.times_ms) WITH ORDINALITY AS u(t, o)
-              WHERE r.session_id = c.session_id AND r.sequence <= c.sequence
-              ORDER BY r.id, u.o)
-  FROM agent_session_checkpoint AS c JOIN agent_session AS s ON s.session_id = c.session_id
- WHERE c.session_id = %(session)s AND c.sequence = %(sequence)s
-"""
-
-State = tuple[dict[str, Any], dict[str, Any]]
+# --- composing the whole state in a query (docs/architecture.md, "Session state") ----------
 
 _COMPOSED_PARTS = {
     "composed_processed": """ARRAY(SELECT x.a FROM (
@@ -241,60 +196,6 @@ def session_with_state(queryset: QuerySet[AgentSession]) -> QuerySet[AgentSessio
     )
     annotated.__class__ = _WithState
     return annotated
-
-
-def session_state_read(session_id: str) -> State:
-    """The session's whole context and metrics, as the API shows them: the row's small
-    fields with the account list, the account sets and the processing times composed in.
-    ``({}, {})`` if there is no such session."""
-    return _state_read(_SESSION_STATE_SQL, {"session": session_id})
-
-
-def checkpoint_state_read(session_id: str, sequence: int) -> State:
-    """A checkpoint's whole context and metrics, as recovery would restore them."""
-    return _state_read(_CHECKPOINT_STATE_SQL, {"session": session_id, "sequence": sequence})
-
-
-def _state_read(sql: str, params: dict[str, Any]) -> State:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return {}, {}
-    context, metrics, *rest = row
-    # Django's connection hands JSON out as text (JSONField parses it).
-    return state_compose(json.loads(context), json.loads(metrics), *rest)
-
-
-def state_compose(
-    context: dict[str, Any],
-    metrics: dict[str, Any],
-    account_ids: list[str],
-    processed: list[str],
-    failed: list[str],
-    times: list[int],
-) -> State:
-    """The whole context and metrics from a row's JSON and the rows beside it. A row the
-    previous release wrote still carries its account sets and times: they count too."""
-    context, metrics = without_stale_keys(context), without_stale_keys(metrics)
-    old_processed = context.get("processed_accounts")
-    old_failed = context.get("failed_accounts")
-    if old_processed or old_failed:
-        done = set(processed) | set(old_processed or ())
-        processed = sorted(done)
-        failed = sorted((set(failed) | set(old_failed or ())) - done)
-    context["processed_accounts"] = processed
-    context["failed_accounts"] = failed
-    context.setdefault("account_ids", account_ids)
-    old_times = metrics.get("account_processing_times_ms") or []
-    metrics["account_processing_times_ms"] = [*old_times, *times]
-    return _jsonb_order(context), _jsonb_order(metrics)
-
-
-def _jsonb_order(value: dict[str, Any]) -> dict[str, Any]:
-    """Keys in the order a JSONB object keeps them (shorter first, then bytewise), so a
-    composed object reads exactly like the one the row used to store whole."""
-    return dict(sorted(value.items(), key=lambda item: (len(item[0].encode()), item[0].encode())))
 
 
 def sessions_with_context(contains: dict[str, Any]) -> QuerySet[AgentSession]:

@@ -12,6 +12,18 @@ from kernel.logs import context as log_context
 from sessions.cache import session_cache
 
 
+@pytest.fixture
+def app_settings(settings) -> Callable[..., None]:
+    """Set keys of an app's ``SERGAS_<APP>`` dict for the rest of the test, keeping the
+    others: ``app_settings("SCHEDULING", RUNNER_BATCH_SIZE=2)``."""
+
+    def merge(app: str, **knobs: Any) -> None:
+        name = f"SERGAS_{app}"
+        setattr(settings, name, {**getattr(settings, name, {}), **knobs})
+
+    return merge
+
+
 @pytest.fixture(autouse=True)
 def _isolated_session_cache(settings) -> Iterator[None]:
     """Each test gets its own Redis key space and an empty in-process tier, because
@@ -49,13 +61,16 @@ def _own_audit_witness(settings, tmp_path_factory) -> None:
     """Each test's seal chain starts afresh (the database is rolled back or flushed), so
     each test gets a witness file of its own; the signing key under var/ is shared."""
     path = tmp_path_factory.mktemp("witness") / "heads.jsonl"
-    settings.AUDIT_WITNESSES = [
-        {
-            "NAME": "test-file",
-            "BACKEND": "audit.integrity.witnesses.FileWitness",
-            "OPTIONS": {"path": path},
-        }
-    ]
+    settings.SERGAS_AUDIT = {
+        **settings.SERGAS_AUDIT,
+        "WITNESSES": [
+            {
+                "NAME": "test-file",
+                "BACKEND": "audit.integrity.witnesses.FileWitness",
+                "OPTIONS": {"path": path},
+            }
+        ],
+    }
 
 
 @pytest.fixture(autouse=True)

@@ -102,8 +102,8 @@ def wsgi_keeps_the_test_connection():
 @pytest.fixture
 def settings_throttle_off(settings):
     # Neither throttle: the deliberate bad tokens would soon answer 429 to everything.
-    settings.SERGAS_AGENTS = {
-        **settings.SERGAS_AGENTS,
+    settings.SERGAS_ACCESS = {
+        **settings.SERGAS_ACCESS,
         "THROTTLE_RATE": "1000000/min",
         "AUTH_FAILURE_LIMIT": 1_000_000,
     }

@@ -74,8 +74,9 @@ def test_healthz_reports_how_far_each_witness_holds_the_seal_chain(client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failing_witness_is_reported_while_healthz_stays_200(client, settings, tmp_path):
-    settings.AUDIT_WITNESSES = [_file_witness("test-file", tmp_path)]  # a directory: unwritable
+def test_a_failing_witness_is_reported_while_healthz_stays_200(client, app_settings, tmp_path):
+    # A directory: unwritable.
+    app_settings("AUDIT", WITNESSES=[_file_witness("test-file", tmp_path)])
     record(1)
     seal_everything()
     audit_heads_publish()
@@ -93,10 +94,13 @@ def test_a_witness_far_behind_the_chain_is_reported(client, settings, tmp_path):
     for _ in range(WITNESS_MAX_LAG_SEALS + 1):  # each round makes at least one seal
         record(1)
         seal_everything()
-    settings.AUDIT_WITNESSES = [
-        *settings.AUDIT_WITNESSES,
-        _file_witness("new-disk", tmp_path / "heads.jsonl"),  # never published to yet
-    ]
+    settings.SERGAS_AUDIT = {
+        **settings.SERGAS_AUDIT,
+        "WITNESSES": [
+            *settings.SERGAS_AUDIT["WITNESSES"],
+            _file_witness("new-disk", tmp_path / "heads.jsonl"),  # never published to yet
+        ],
+    }
     witnesses = _witnesses(client)
     assert witnesses["ok"] is False
     assert [(w["name"], w["published_seal"], w["failures"]) for w in witnesses["witnesses"]] == [

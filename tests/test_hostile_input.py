@@ -6,8 +6,8 @@ import json
 import pytest
 from django.test import Client
 
-from access.inputs import INVALID_TEXT, JSON_TOO_DEEP
 from audit.models import AuditEvent
+from kernel.schemas import INVALID_TEXT, JSON_TOO_DEEP
 from sessions.models import AgentSession
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +27,7 @@ def _raw(api, path: str, body: bytes | str, method: str = "post"):
 
 
 def test_an_oversized_body_is_413_before_it_is_read(api, settings):
-    settings.SERGAS_AGENTS = {**settings.SERGAS_AGENTS, "MAX_BODY_BYTES": 2048}
+    settings.SERGAS_ACCESS = {**settings.SERGAS_ACCESS, "MAX_BODY_BYTES": 2048}
     response = api.post("/sessions", {"orchestrator_id": "o", "context": {"x": "y" * 5000}})
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"

@@ -14,7 +14,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from ninja import Router
 
-from access.auth import Principal, write_access
+from access.auth import caller, write_access
 from access.inputs import answers_errors_with, reads_raw_body
 from traces import otlp
 from traces.services import spans_ingest
@@ -49,11 +49,11 @@ def export_traces(request: HttpRequest) -> HttpResponse:
         content_type=request.META.get("CONTENT_TYPE", ""),
         content_encoding=request.headers.get("Content-Encoding", ""),
     )
-    caller: Principal = request.auth  # type: ignore[attr-defined]
+    principal = caller(request)
     result = spans_ingest(
         export,
-        agent_name=caller.name,
-        actor=caller.actor,
-        sessions_created_by=caller.sessions_owner,
+        agent_name=principal.name,
+        actor=principal.actor,
+        sessions_created_by=principal.sessions_owner,
     )
     return otlp.success_answer(encoding, rejected=result.rejected, message=result.message)

@@ -1,39 +1,44 @@
 """Stored events as sealing, verification and archiving read them: every column,
 including the two the ORM model does not declare, streamed by a server-side cursor."""
 
+from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 from uuid import UUID
 
 from django.db import connection
 
 from audit.integrity.canonical import content_hash, event_canonical_text, timestamp_micros
+from audit.models import AuditEventRecord
 
-# metadata::text is jsonb's own printed form, which the canonical text embeds verbatim.
-EVENT_COLUMNS = (
-    'event_id, "timestamp", session_id, event_type, actor, action, resource, '
-    "metadata::text, content_hash, xact_id, recorded_at"
+# Every column, as the unmanaged twin declares them (AuditEvent's, then content_hash and
+# xact_id); metadata is read as text: jsonb's own printed form, which the canonical text
+# embeds verbatim.
+_COLUMNS = [field.column for field in AuditEventRecord._meta.concrete_fields]
+_SELECTED = {"metadata": ("metadata_text", "metadata::text")}
+EVENT_COLUMNS = ", ".join(
+    _SELECTED[column][1] if column in _SELECTED else connection.ops.quote_name(column)
+    for column in _COLUMNS
 )
 
 
-class EventRow(NamedTuple):
-    event_id: UUID
-    timestamp: datetime
-    session_id: str | None
-    event_type: str
-    actor: str
-    action: str
-    resource: str
-    metadata_text: str
-    content_hash: bytes
-    xact_id: int
-    recorded_at: datetime | None  # NULL before hash format 2
+class EventRow(
+    namedtuple(
+        "EventRow",
+        [_SELECTED[column][0] if column in _SELECTED else column for column in _COLUMNS],
+    )
+):
+    """One stored event: ``event_id``, ``timestamp``, ``session_id``, ``event_type``,
+    ``actor``, ``action``, ``resource``, ``metadata_text``, ``recorded_at`` (NULL before
+    hash format 2), ``content_hash`` (bytes), ``xact_id``."""
+
+    __slots__ = ()
 
     @classmethod
     def from_db(cls, row: Sequence[Any]) -> "EventRow":
         values = list(row)
-        values[8] = bytes(values[8])
+        values[_HASH_INDEX] = bytes(values[_HASH_INDEX])  # psycopg reads bytea as memoryview
         return cls(*values)
 
     @property
@@ -56,6 +61,9 @@ class EventRow(NamedTuple):
 
     def recomputed_hash(self) -> bytes:
         return content_hash(self.canonical_text())
+
+
+_HASH_INDEX = EventRow._fields.index("content_hash")
 
 
 def stream_rows(sql: str, params: Sequence[Any] = (), *, batch: int = 5000) -> Iterator[tuple]:

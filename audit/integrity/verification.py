@@ -305,8 +305,8 @@ def _check_witnesses(report: VerificationReport) -> None:
     witnesses = configured_witnesses()
     if not witnesses:
         report.notes.append(
-            "No witness is configured (AUDIT_WITNESSES): a chain cut short or rewritten as a"
-            " whole is caught only by --anchor."
+            "No witness is configured (AUDIT_WITNESS_FILES, AUDIT_WITNESS_URLS): a chain cut"
+            " short or rewritten as a whole is caught only by --anchor."
         )
         return
     keys = verification_keys()

@@ -1,13 +1,15 @@
 """Witnesses: places outside the database that keep the signed seal heads.
 
-A witness is chosen by dotted path (Django's backend pattern) in ``AUDIT_WITNESSES``:
+A witness is chosen by dotted path (Django's backend pattern). The environment's
+``AUDIT_WITNESS_FILES`` and ``AUDIT_WITNESS_URLS`` make file and HTTP witnesses; any
+others are listed in the settings as ``SERGAS_AUDIT["WITNESSES"]`` (audit.conf.witnesses):
 
-    AUDIT_WITNESSES = [
+    SERGAS_AUDIT = {**SERGAS_AUDIT, "WITNESSES": [
         {"NAME": "disk-b", "BACKEND": "audit.integrity.witnesses.FileWitness",
          "OPTIONS": {"path": "/mnt/witness/sergas-heads.jsonl"}},
         {"NAME": "notary", "BACKEND": "audit.integrity.witnesses.HttpWitness",
          "OPTIONS": {"url": "https://notary.example/heads/sergas", "token": "..."}},
-    ]
+    ]}
 
 After each seal the heads it lacks are published to every witness
 (``audit.services.audit_heads_publish``); ``verify_audit`` reads them back: a chain

@@ -12,19 +12,19 @@ directory is where they live.
 import hashlib
 from pathlib import Path
 
-from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, storages
 
+from audit import conf
 from audit.exceptions import ArchiveMismatch
 from audit.integrity.archive import digest_path
 
-ARCHIVE_STORAGE = "audit_archive"
+ARCHIVE_STORAGE = conf.ARCHIVE_STORAGE
 
 
 def archive_storage() -> Storage | None:
     """The configured archive storage; None when archives stay in AUDIT_ARCHIVE_DIR."""
-    if ARCHIVE_STORAGE not in settings.STORAGES:
+    if conf.archive_storage() is None:
         return None
     return storages[ARCHIVE_STORAGE]
 

@@ -5,8 +5,8 @@ events around them.
 Order matters and is the point: lock the partition against late inserts, check every
 event in it is sealed, verify it against the seals, write its archive (or reuse a
 matching one), verify the archive file, and only then detach and drop the partition
-and record it in ``AuditArchive``. Any failure before the drop leaves the partition in
-place.
+and record it in ``AuditArchive`` (the service does). Any failure before the drop
+leaves the partition in place.
 """
 
 from collections.abc import Callable
@@ -30,7 +30,7 @@ from audit.integrity.archive import (
 from audit.integrity.rows import stream_events, time_range_condition
 from audit.integrity.selectors import audit_seal_head
 from audit.integrity.verification import audit_trail_verify
-from audit.models import AuditArchive, AuditSeal
+from audit.models import AuditSeal
 from audit.partitions.archive_storage import archive_keep
 from audit.partitions.partitioning import (
     Partition,
@@ -105,7 +105,8 @@ def partition_retire(
     expired: ExpiredPartition, *, on_progress: Progress | None = None
 ) -> Retirement:
     """Archive, verify, detach and drop ``expired``; call inside a transaction (REPEATABLE
-    READ, so checks, archive and drop see one state) and record the result in it.
+    READ, so checks, archive and drop see one state) and record the result in it
+    (``audit.partitions.services``: the ``AuditArchive`` row and the audit events).
 
     Raises :class:`RetentionDeferred` when the month has unsealed events,
     ``PartitionUnverified`` when it fails verification and ``ArchiveMismatch`` when an
@@ -124,17 +125,6 @@ def partition_retire(
     kept_at = archive_keep(expired.archive, sha256, partition=partition.name)
     detach_and_drop(partition)
     numbers = [seal.header.number for seal in seals]
-    AuditArchive.objects.create(
-        partition=partition.name,
-        range_start=partition.start,
-        range_end=partition.end,
-        event_count=events,
-        first_seal=min(numbers) if numbers else None,
-        last_seal=max(numbers) if numbers else None,
-        path=kept_at,
-        sha256=sha256,
-        dropped_at=timezone.now(),
-    )
     return Retirement(partition, events, kept_at, sha256, numbers, written)
 
 

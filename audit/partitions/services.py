@@ -11,7 +11,7 @@ from django.utils import timezone
 from audit import conf
 from audit.exceptions import ArchiveMismatch, PartitionUnverified
 from audit.integrity.services.sealing import audit_events_seal
-from audit.models import AuditEventType
+from audit.models import AuditArchive, AuditEventType
 from audit.partitions.partitioning import (
     DEFAULT_PARTITION,
     default_partition_months,
@@ -25,6 +25,7 @@ from audit.partitions.retention import (
     ExpiredPartition,
     Progress,
     RetentionDeferred,
+    Retirement,
     expired_partitions,
     partition_retire,
 )
@@ -139,6 +140,22 @@ def _repair(months: set[datetime], report: MaintenanceReport, actor: str) -> dic
     return moved
 
 
+def _archive_record(retirement: Retirement) -> None:
+    """The ``AuditArchive`` row of a dropped partition, in the transaction that dropped it."""
+    partition, seals = retirement.partition, retirement.seals
+    AuditArchive.objects.create(
+        partition=partition.name,
+        range_start=partition.start,
+        range_end=partition.end,
+        event_count=retirement.events,
+        first_seal=min(seals) if seals else None,
+        last_seal=max(seals) if seals else None,
+        path=retirement.archive,
+        sha256=retirement.sha256,
+        dropped_at=timezone.now(),
+    )
+
+
 def _busy(exc: Exception) -> str:
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"audit_event was busy ({first_line}); retried next run"
@@ -198,6 +215,7 @@ def _retire(
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             retirement = partition_retire(expired, on_progress=on_progress)
+            _archive_record(retirement)
             resource = f"partition:{expired.name}"
             audit_event_record(
                 event_type=AuditEventType.SYSTEM,

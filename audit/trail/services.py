@@ -51,6 +51,23 @@ def audit_event_record(
     )
 
 
+def audit_export_record(*, fmt: str, filters: Mapping[str, Any], actor: str) -> AuditEvent:
+    """Who downloaded which events: every export of the trail (the dashboard's explorer,
+    the API's session trail) is itself an event, ``system`` / ``audit_export`` on
+    ``table:audit_event`` with the format and the filters. Recorded once per download,
+    before the first line is streamed."""
+    return audit_event_record(
+        event_type=AuditEventType.SYSTEM,
+        action="audit_export",
+        actor=actor,
+        resource=f"table:{AuditEvent._meta.db_table}",
+        metadata={
+            "format": fmt,
+            "filters": json.loads(json.dumps(filters, cls=PreciseJSONEncoder)),
+        },
+    )
+
+
 def audit_events_record_generated(events: Iterable[dict[str, Any]]) -> int:
     """Append many events the system itself produced (each the keyword arguments of
     ``audit_event_record``; ids are assigned here) with one COPY: for bulk operations

@@ -6,11 +6,13 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
+from access.staff import staff_actor_of
 from audit.selectors import audit_event_proof, audit_events_search, audit_witnesses_health
+from audit.services import audit_export_record
 from dashboard import conf
 from dashboard.access import VIEW_AUDIT, staff_view
-from dashboard.controls import answer, staff_actor
-from dashboard.exports import FORMATS, audit_export_lines, audit_export_record, export_filename
+from dashboard.controls import answer
+from dashboard.exports import FORMATS, audit_export_lines, export_filename
 from dashboard.forms import AuditFilterForm
 from dashboard.paging import cursor_page
 
@@ -64,7 +66,7 @@ def audit_export(request: HttpRequest, fmt: str) -> HttpResponse:
             status=400,
         )
     filters = form.selector_filters(timezone.now())
-    audit_export_record(fmt, filters, actor=staff_actor(request, VIEW_AUDIT))
+    audit_export_record(fmt=fmt, filters=filters, actor=staff_actor_of(request, VIEW_AUDIT))
     response = StreamingHttpResponse(audit_export_lines(fmt, filters), content_type=FORMATS[fmt])
     response["Content-Disposition"] = f'attachment; filename="{export_filename(fmt, filters)}"'
     return response

@@ -4,13 +4,12 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
+from access.staff import staff_actor_of
 from dashboard import conf
 from dashboard.access import VIEW_REVIEWS, staff_view
-from dashboard.controls import staff_actor
 from dashboard.exports import (
     CSV_CONTENT_TYPE,
     run_results_csv,
-    run_results_export_record,
     run_results_filename,
 )
 from dashboard.forms import ResultFilterForm
@@ -27,6 +26,7 @@ from scheduling.selectors import (
     execution_progress,
     execution_status,
 )
+from scheduling.services import run_results_export_record
 
 
 def _run_or_404(execution_id: uuid.UUID) -> ScheduleExecution:
@@ -106,7 +106,9 @@ def run_results_export(request: HttpRequest, execution_id: uuid.UUID) -> HttpRes
     if not form.is_valid():
         return _run_page(request, execution, form, status=400)
     outcome = form.selector_filters()["outcome"]
-    run_results_export_record(execution, outcome=outcome, actor=staff_actor(request, VIEW_REVIEWS))
+    run_results_export_record(
+        execution, outcome=outcome, actor=staff_actor_of(request, VIEW_REVIEWS)
+    )
     response = StreamingHttpResponse(
         run_results_csv(execution.pk, outcome=outcome), content_type=CSV_CONTENT_TYPE
     )

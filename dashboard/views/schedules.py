@@ -6,16 +6,16 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
+from access.staff import staff_actor_of
 from dashboard import conf
 from dashboard.access import (
     ADD_REVIEWS,
     CONTROL_REVIEWS,
-    DELETE_REVIEWS,
     NO_ACCESS,
     VIEW_REVIEWS,
     staff_view,
 )
-from dashboard.controls import REVIEW_CONTROLS, perform, staff_actor
+from dashboard.controls import REVIEW_CONTROLS, perform, review_controls_for
 from dashboard.forms import ExecutionFilterForm, PauseNoteForm, ReviewFilterForm, ReviewForm
 from dashboard.paging import cursor_page, has_filters
 from scheduling import services
@@ -88,11 +88,8 @@ def schedule_detail(request: HttpRequest, review_id: int) -> HttpResponse:
     review = _review_or_404(review_id)
     tz = zone(review.timezone)
     user = request.user
-    controls = []
-    if user.has_perm(CONTROL_REVIEWS):
-        controls = [c for c in REVIEW_CONTROLS.values() if c.allowed(review.enabled)]
-    if not user.has_perm(DELETE_REVIEWS):
-        controls = [c for c in controls if c.name != "delete"]
+    can_control = user.has_perm(CONTROL_REVIEWS)
+    controls = review_controls_for(user, review.enabled) if can_control else []
     next_runs = review_next_runs(review, count=NEXT_RUNS_SHOWN, after=timezone.now())
     return render(
         request,
@@ -105,7 +102,7 @@ def schedule_detail(request: HttpRequest, review_id: int) -> HttpResponse:
                 (run, run.astimezone(tz).strftime("%a %Y-%m-%d %H:%M %Z")) for run in next_runs
             ],
             "controls": controls,
-            "can_edit": user.has_perm(CONTROL_REVIEWS),
+            "can_edit": can_control,
             **_runs_context(request, review),
         },
     )
@@ -125,27 +122,20 @@ def schedule_control(request: HttpRequest, review_id: int, action: str) -> HttpR
     control = REVIEW_CONTROLS.get(action)
     if control is None:
         raise Http404(f"There is no '{action}' control.")
-    if action == "delete" and not request.user.has_perm(DELETE_REVIEWS):
+    if not request.user.has_perm(control.permission):
         raise PermissionDenied(NO_ACCESS)
     review = _review_or_404(review_id)
     form = PauseNoteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        actor = staff_actor(request, DELETE_REVIEWS if action == "delete" else CONTROL_REVIEWS)
-        calls = {
-            "trigger": lambda: services.review_trigger_on_demand(review_id, actor=actor),
-            "pause": lambda: services.review_pause(
-                review_id, note=form.cleaned_data["note"], actor=actor
+        done, _ = perform(
+            request,
+            lambda: control.run(
+                review_id,
+                actor=staff_actor_of(request, control.permission),
+                text=form.cleaned_data["note"],
             ),
-            "resume": lambda: services.review_resume(review_id, actor=actor),
-            "delete": lambda: services.review_delete(review_id, actor=actor),
-        }
-        outcomes = {
-            "trigger": f"Run queued for “{review.name}”: it appears in the run history below.",
-            "pause": f"“{review.name}” is paused.",
-            "resume": f"“{review.name}” is resumed.",
-            "delete": f"“{review.name}” is deleted; its run history stays in the audit trail.",
-        }
-        done, _ = perform(request, calls[action], success=outcomes[action])
+            success=control.done.format(name=review.name),
+        )
         if action == "delete" and done:
             return redirect("dashboard:schedules")
         return redirect("dashboard:schedule", review_id=review_id)
@@ -159,7 +149,7 @@ def schedule_control(request: HttpRequest, review_id: int, action: str) -> HttpR
             "current": "It is enabled."
             if review.enabled
             else f"It is paused. {review.paused_note}",
-            "form": form if control.takes_note else None,
+            "form": form if control.text else None,
             "confirm_label": control.label if action == "trigger" else f"{control.label} review",
             "danger": control.danger,
             "cancel_url": reverse("dashboard:schedule", kwargs={"review_id": review_id}),
@@ -174,7 +164,7 @@ def schedule_create(request: HttpRequest) -> HttpResponse:
         done, review = perform(
             request,
             lambda: services.review_create(
-                actor=staff_actor(request, ADD_REVIEWS), **form.fields_to_create()
+                actor=staff_actor_of(request, ADD_REVIEWS), **form.fields_to_create()
             ),
             success="Review created.",
         )
@@ -198,7 +188,7 @@ def schedule_edit(request: HttpRequest, review_id: int) -> HttpResponse:
         done, _ = perform(
             request,
             lambda: services.review_update(
-                review_id, changes=changes, actor=staff_actor(request, CONTROL_REVIEWS)
+                review_id, changes=changes, actor=staff_actor_of(request, CONTROL_REVIEWS)
             ),
             success=f"Saved: {', '.join(sorted(changes))}.",
         )

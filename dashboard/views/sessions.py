@@ -3,11 +3,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from access.staff import staff_actor_of
 from audit.models import AuditEventType
 from audit.selectors import audit_events_search
 from dashboard import conf
 from dashboard.access import CONTROL_SESSIONS, VIEW_SESSIONS, staff_view
-from dashboard.controls import SESSION_CONTROLS, perform, session_controls_for, staff_actor
+from dashboard.controls import SESSION_CONTROLS, perform, session_controls_for
 from dashboard.forms import ReasonForm, SessionFilterForm
 from dashboard.paging import cursor_page, has_filters
 from dashboard.waterfall import waterfalls
@@ -184,10 +185,10 @@ def session_control(request: HttpRequest, session_id: str, action: str) -> HttpR
             request,
             lambda: control.run(
                 session_id,
-                actor=staff_actor(request, CONTROL_SESSIONS),
-                reason=form.cleaned_data["reason"],
+                actor=staff_actor_of(request, control.permission),
+                text=form.cleaned_data["reason"],
             ),
-            success=f"Session {session_id}: {control.done}.",
+            success=control.done.format(name=session_id),
         )
         return redirect("dashboard:session", session_id=session_id)
     return render(
@@ -198,7 +199,7 @@ def session_control(request: HttpRequest, session_id: str, action: str) -> HttpR
             "title": f"{control.label} session {session.session_id}?",
             "explanation": control.explanation,
             "current": f"It is {session.status}.",
-            "form": form if control.takes_reason else None,
+            "form": form if control.text else None,
             "confirm_label": f"{control.label} session",
             "danger": control.danger,
             "cancel_url": session_url(session.session_id),

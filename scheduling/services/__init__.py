@@ -40,6 +40,7 @@ from scheduling.services.prepared import (
     runs_prepare_request,
     runs_start_prepared,
 )
+from scheduling.services.results import run_results_export_record
 from scheduling.services.reviews import (
     EDITABLE_FIELDS,
     review_create,
@@ -106,6 +107,7 @@ __all__ = [
     "run_follow_session",
     "run_hand_out_pending",
     "run_of_session_lock_ahead",
+    "run_results_export_record",
     "runs_of_sessions_lock_ahead",
     "runs_prepare",
     "runs_prepare_request",

@@ -11,7 +11,13 @@ batch, or several with ``SKIP LOCKED``, so two bulk lockers never wait on each o
 from django.db import connection
 
 from kernel.locking import LockRank, rows_locked
-from scheduling.models import OPEN_BATCH_STATUSES, RunBatch, ScheduledReview, ScheduleExecution
+from scheduling.models import (
+    OPEN_BATCH_STATUSES,
+    ExecutionStatus,
+    RunBatch,
+    ScheduledReview,
+    ScheduleExecution,
+)
 from sessions.services import lock_session
 
 
@@ -71,13 +77,31 @@ def batch_lock(batch_id: int) -> RunBatch | None:
     return RunBatch.objects.select_for_update(of=("self",)).filter(pk=batch_id).first()
 
 
+def held_run_lock(execution: ScheduleExecution) -> ScheduleExecution | None:
+    """Lock the run held behind this one (overlap policy buffer_one), if any: a path
+    that will finish this run and locks a batch first calls it before the batch."""
+    if execution.review_id is None:
+        return None
+    held_ids = list(
+        ScheduleExecution.objects.filter(
+            review_id=execution.review_id, status=ExecutionStatus.QUEUED, due_at__isnull=True
+        ).values_list("pk", flat=True)[:1]
+    )
+    if not held_ids:
+        return None
+    rows_locked(LockRank.RUN, [str(held_ids[0])])
+    return (
+        ScheduleExecution.objects.select_for_update()
+        .filter(pk=held_ids[0], status=ExecutionStatus.QUEUED, due_at__isnull=True)
+        .first()
+    )
+
+
 def batch_lock_with_run(batch_id: int) -> tuple[ScheduleExecution | None, RunBatch | None]:
     """Lock a batch with everything before it (review, session, run): for the paths that
     record it or fail it, and so may finish its run. When it is the run's last open
     batch, the run buffered behind this one (which finishing releases) is locked too,
     before the batch."""
-    from scheduling.services.run_end import held_run_lock
-
     execution_id = RunBatch.objects.filter(pk=batch_id).values_list("execution_id", flat=True)
     execution_id = execution_id.first()
     if execution_id is None:

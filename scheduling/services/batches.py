@@ -51,8 +51,9 @@ from scheduling.services.results import (
 from scheduling.services.run_end import run_finish
 from scheduling.transitions import BatchAction
 from sessions import services as session_services
-from sessions.hooks import HookEvent, hook_events_record
+from sessions.hook_events import HookEvent
 from sessions.models import SessionStatus
+from sessions.services import hook_events_record
 
 logger = logging.getLogger(__name__)
 

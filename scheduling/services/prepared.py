@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from celery import current_app
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -85,8 +86,6 @@ def runs_prepare_request(runs: Iterable[tuple[UUID, str]]) -> int:
     Celery's default queue at the top priority (preparing is short and has a deadline).
     Returns how many messages were sent. A broker failure is logged, not raised: unprepared runs
     start the single way when due."""
-    from sergas.celery import app
-
     by_priority: dict[str, list[str]] = defaultdict(list)
     for execution_id, priority in runs:
         by_priority[priority].append(str(execution_id))
@@ -99,7 +98,7 @@ def runs_prepare_request(runs: Iterable[tuple[UUID, str]]) -> int:
     ]
     try:
         # On the default queue, not behind a backlog of review work on the review queue.
-        publish_runs(messages, queue=app.conf.task_default_queue)
+        publish_runs(messages, queue=current_app.conf.task_default_queue)
     except Exception:
         logger.exception("Preparation of %d chunk(s) of runs not requested", len(messages))
         return 0

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from audit.models import AuditEventType
+from audit.services import audit_event_record
 from scheduling.exceptions import InvalidResults
 from scheduling.models import AccountReview, ResultOutcome, RunBatch, ScheduleExecution
 from scheduling.results import AccountResult
@@ -109,4 +111,23 @@ def results_write(
             )
             for result in results
         ]
+    )
+
+
+def run_results_export_record(
+    execution: ScheduleExecution, *, outcome: str | None, actor: str
+) -> None:
+    """Who exported which run's results (the dashboard's CSV), recorded as the audit
+    trail's exports are: once per download, before the first line is streamed."""
+    audit_event_record(
+        event_type=AuditEventType.SYSTEM,
+        action="run_results_export",
+        actor=actor,
+        resource=f"table:{AccountReview._meta.db_table}",
+        metadata={
+            "format": "csv",
+            "execution_id": str(execution.pk),
+            "review_id": execution.review_id,
+            "filters": {"outcome": outcome},
+        },
     )

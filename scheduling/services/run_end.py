@@ -14,13 +14,13 @@ from django.utils import timezone
 
 from kernel.locking import LockRank, rows_locked
 from scheduling.models import (
-    ExecutionStatus,
     ExecutionTrigger,
     ResultOutcome,
     ScheduledReview,
     ScheduleExecution,
 )
 from scheduling.services._audit import record_execution_event
+from scheduling.services._locks import held_run_lock
 from scheduling.services._moves import run_batches_move, run_move
 from scheduling.services.outbox import publish_on_commit
 from scheduling.transitions import BatchAction, RunAction
@@ -116,26 +116,6 @@ def _queue_next_attempt(execution: ScheduleExecution, *, actor: str) -> Schedule
     if review.retry_delay_minutes == 0:
         publish_on_commit([retry.pk])
     return retry
-
-
-def held_run_lock(execution: ScheduleExecution) -> ScheduleExecution | None:
-    """Lock the run held behind this one (overlap policy buffer_one), if any: a path
-    that will finish this run and locks a batch first calls it before the batch."""
-    if execution.review_id is None:
-        return None
-    held_ids = list(
-        ScheduleExecution.objects.filter(
-            review_id=execution.review_id, status=ExecutionStatus.QUEUED, due_at__isnull=True
-        ).values_list("pk", flat=True)[:1]
-    )
-    if not held_ids:
-        return None
-    rows_locked(LockRank.RUN, [str(held_ids[0])])
-    return (
-        ScheduleExecution.objects.select_for_update()
-        .filter(pk=held_ids[0], status=ExecutionStatus.QUEUED, due_at__isnull=True)
-        .first()
-    )
 
 
 def _release_buffered(execution: ScheduleExecution, *, actor: str) -> None:

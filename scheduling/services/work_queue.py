@@ -54,7 +54,7 @@ from scheduling.services.batches import (
 )
 from scheduling.transitions import BatchAction
 from scheduling.wakeups import wakeups
-from sessions.hooks import HookEvent
+from sessions.hook_events import HookEvent
 from sessions.models import SessionStatus
 
 # Look again a little after the earliest lease of the queue runs out.

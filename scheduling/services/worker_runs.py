@@ -6,7 +6,8 @@ import time
 from scheduling.exceptions import LeaseLost
 from scheduling.runners import review_runner
 from scheduling.services.batches import BatchLease, batch_fail_quietly, batch_record
-from sessions.hooks import AgentHooks, HookEvent
+from sessions.hook_events import HookEvent
+from sessions.hooks import AgentHooks
 from sessions.models import HookName
 
 NO_RUNNER = "no in-process review runner is configured (SERGAS_REVIEW_RUNNER is empty)"

@@ -11,6 +11,7 @@ from pathlib import Path
 import environ
 
 from kernel.logs.config import logging_config
+from sergas.settings.knobs import knobs_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -76,11 +77,9 @@ AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-# The client's address is REMOTE_ADDR; behind TRUSTED_PROXY_COUNT reverse proxies, it is
-# read from X-Forwarded-For (never trusted without proxies: a client could forge it).
-# access.addresses decides, for axes too (without django-ipware, which is not installed,
-# axes would read REMOTE_ADDR only: the proxy's address).
-TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# The client's address is REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT reverse proxies
+# (SERGAS_ACCESS, below) read from X-Forwarded-For: access.addresses decides, for axes
+# too (without django-ipware, which is not installed, axes would read REMOTE_ADDR only).
 AXES_CLIENT_IP_CALLABLE = "access.addresses.client_address"
 
 ROOT_URLCONF = "sergas.urls"
@@ -176,13 +175,16 @@ TEMPLATES[0]["OPTIONS"]["context_processors"].append("dashboard.context_processo
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:overview"
 LOGOUT_REDIRECT_URL = "login"
-SERGAS_DASHBOARD = {
-    "PAGE_SIZE": env.int("DASHBOARD_PAGE_SIZE", default=50),
-    "REFRESH_SECONDS": env.int("DASHBOARD_REFRESH_SECONDS", default=5),
-    "LATE_RUN_SECONDS": env.int("DASHBOARD_LATE_RUN_SECONDS", default=60),
-    "OVERVIEW_CACHE_SECONDS": env.float("DASHBOARD_OVERVIEW_CACHE_SECONDS", default=5.0),
-    "LATE_RECORD_SECONDS": env.int("DASHBOARD_LATE_RECORD_SECONDS", default=10),
-}
+SERGAS_DASHBOARD = knobs_from_env(
+    env,
+    {
+        "PAGE_SIZE": ("DASHBOARD_PAGE_SIZE", env.int),
+        "REFRESH_SECONDS": ("DASHBOARD_REFRESH_SECONDS", env.int),
+        "LATE_RUN_SECONDS": ("DASHBOARD_LATE_RUN_SECONDS", env.int),
+        "OVERVIEW_CACHE_SECONDS": ("DASHBOARD_OVERVIEW_CACHE_SECONDS", env.float),
+        "LATE_RECORD_SECONDS": ("DASHBOARD_LATE_RECORD_SECONDS", env.int),
+    },
+)
 
 # --- Celery ------------------------------------------------------------------------
 # kombu spells a Redis unix socket ``redis+socket://``; redis-py spells it ``unix://``.
@@ -191,11 +193,6 @@ CELERY_BROKER_URL = env.str(
     default=REDIS_URL.replace("unix://", "redis+socket://", 1),
 )
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_DEFAULT_QUEUE", default="celery")
-# The daily audit partition maintenance creates, detaches and drops partitions: DDL that
-# only the tables' owner may run. Give it a queue of its own, consumed by one worker
-# running as the owner, and web and the other workers need no DDL right at all
-# (docs/deployment.md, "Roles"). The default queue by default.
-MAINTENANCE_QUEUE = env.str("MAINTENANCE_QUEUE", default=CELERY_TASK_DEFAULT_QUEUE)
 # RabbitMQ as the broker (CELERY_BROKER_URL=amqp://...): queues with message priorities.
 CELERY_TASK_QUEUE_MAX_PRIORITY = 10
 CELERY_TASK_IGNORE_RESULT = True
@@ -217,130 +214,122 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # django-celery-beat's DatabaseScheduler plus the bulk review dispatcher and leadership.
 CELERY_BEAT_SCHEDULER = "scheduling.beat:ReviewScheduler"
-# Crash detection and recovery run every minute; drills shorten them to seconds.
-CELERY_BEAT_SCHEDULE = {
-    "scheduling-recover-interrupted-runs": {
-        "task": "scheduling.tasks.recover_interrupted_runs",
-        "schedule": env.float("SCHEDULING_RECOVERY_CHECK_SECONDS", default=60.0),
-    },
-    "sessions-interrupt-stale": {
-        "task": "sessions.tasks.interrupt_stale_sessions",
-        "schedule": env.float("SESSION_STALE_CHECK_SECONDS", default=60.0),
-    },
-    "agents-prune-idempotency-records": {
-        "task": "agents.tasks.prune_idempotency_records",
-        "schedule": 3600.0,
-    },
-    # One audit event per closed window of failed authentications from one address.
-    "agents-flush-auth-failure-summaries": {
-        "task": "agents.tasks.flush_auth_failure_summaries",
-        "schedule": env.float("AUTH_FAILURE_FLUSH_SECONDS", default=60.0),
-    },
-    "audit-maintain-partitions": {
-        "task": "audit.tasks.maintain_audit_partitions",
-        "schedule": 24 * 3600.0,
-        "options": {"queue": MAINTENANCE_QUEUE},
-    },
-    # Finished runs, their batches, finished sessions, by their retentions.
-    "housekeeping-prune": {
-        "task": "housekeeping.tasks.prune",
-        "schedule": 24 * 3600.0,
-    },
-}
+# Its periodic tasks (CELERY_BEAT_SCHEDULE) are built from the apps' settings in one
+# place, sergas/beat_schedule.py, and installed by sergas/celery.py.
 
 # --- Partitioning (psqlextra) --------------------------------------------------------
 PSQLEXTRA_PARTITIONING_MANAGER = "audit.partitions.partitioning.manager"
 # We use no hstore; the embedded PostgreSQL (pgserver) ships no contrib extensions.
 POSTGRES_EXTRA_AUTO_EXTENSION_SET_UP = False
 
-# --- Sergas apps (each app reads these through its own conf module) ----------------------
+# --- Sergas apps -------------------------------------------------------------------------
+# Each app reads one dict, SERGAS_<APP>, through its conf.py, which holds every default
+# (docs/architecture.md, "Settings"). Here only: which environment variable sets which key.
 SERGAS_SESSIONS = {
-    "CHECKPOINTS_KEPT": env.int("SESSION_CHECKPOINTS_KEPT", default=20),
-    "HEARTBEAT_TIMEOUT_SECONDS": env.int("SESSION_HEARTBEAT_TIMEOUT_SECONDS", default=300),
-    "ARCHIVE_AFTER_DAYS": env.int("SESSION_ARCHIVE_AFTER_DAYS", default=30),
-    "CACHE_LOCAL_TTL_SECONDS": env.float("SESSION_CACHE_LOCAL_TTL_SECONDS", default=1.0),
-    "CACHE_LOCAL_MAXSIZE": env.int("SESSION_CACHE_LOCAL_MAXSIZE", default=1024),
-    "CACHE_REDIS_TTL_SECONDS": env.int("SESSION_CACHE_REDIS_TTL_SECONDS", default=60),
-    "CACHE_KEY_PREFIX": env.str("SESSION_CACHE_KEY_PREFIX", default="sergas"),
-    # Tool and task events reported by agents (POST /api/v1/events and sessions.hooks).
-    "EVENTS_MAX_BATCH": env.int("EVENTS_MAX_BATCH", default=1000),
-    "EVENTS_DEDUPE_WINDOW_SECONDS": env.int("EVENTS_DEDUPE_WINDOW_SECONDS", default=24 * 3600),
-    "EVENTS_MAX_FUTURE_SECONDS": env.int("EVENTS_MAX_FUTURE_SECONDS", default=300),
-    "EVENTS_MAX_AGE_DAYS": env.int("EVENTS_MAX_AGE_DAYS", default=7 * 366),
+    **knobs_from_env(
+        env,
+        {
+            "CHECKPOINTS_KEPT": ("SESSION_CHECKPOINTS_KEPT", env.int),
+            "HEARTBEAT_TIMEOUT_SECONDS": ("SESSION_HEARTBEAT_TIMEOUT_SECONDS", env.int),
+            "STALE_CHECK_SECONDS": ("SESSION_STALE_CHECK_SECONDS", env.float),
+            "ARCHIVE_AFTER_DAYS": ("SESSION_ARCHIVE_AFTER_DAYS", env.int),
+            "CACHE_LOCAL_TTL_SECONDS": ("SESSION_CACHE_LOCAL_TTL_SECONDS", env.float),
+            "CACHE_LOCAL_MAXSIZE": ("SESSION_CACHE_LOCAL_MAXSIZE", env.int),
+            "CACHE_REDIS_TTL_SECONDS": ("SESSION_CACHE_REDIS_TTL_SECONDS", env.int),
+            "CACHE_KEY_PREFIX": ("SESSION_CACHE_KEY_PREFIX", env.str),
+            "EVENTS_MAX_BATCH": ("EVENTS_MAX_BATCH", env.int),
+            "EVENTS_DEDUPE_WINDOW_SECONDS": ("EVENTS_DEDUPE_WINDOW_SECONDS", env.int),
+            "EVENTS_MAX_FUTURE_SECONDS": ("EVENTS_MAX_FUTURE_SECONDS", env.int),
+            "EVENTS_MAX_AGE_DAYS": ("EVENTS_MAX_AGE_DAYS", env.int),
+        },
+    ),
     # Called by every lifecycle transition, in the lock order (sessions/owners.py).
     "OWNERS": ["scheduling.session_owner.ScheduledRunOwner"],
 }
 
-# --- Traces (read through traces/conf.py; docs/api.md "OpenTelemetry traces") ----------
-SERGAS_TRACES = {
-    # Days spans are kept (their daily partitions are dropped after), shorter than the
-    # audit trail's years; days of partitions made ahead.
-    "RETENTION_DAYS": env.int("TRACES_RETENTION_DAYS", default=30),
-    "PREMAKE_DAYS": env.int("TRACES_PREMAKE_DAYS", default=7),
-    "MAX_DECODED_BYTES": env.int("TRACES_MAX_DECODED_BYTES", default=16 * 1024 * 1024),
-    "MAX_FUTURE_SECONDS": env.int("TRACES_MAX_FUTURE_SECONDS", default=300),
-    "DDL_LOCK_TIMEOUT_SECONDS": env.int("TRACES_DDL_LOCK_TIMEOUT_SECONDS", default=10),
-    # USD per million tokens by model, as JSON: {"gpt-4o": {"input": 2.5, "output": 10}}.
-    # A model without a price has its tokens counted and costs 0 (the page names it).
-    "MODEL_PRICES": env.json("TRACES_MODEL_PRICES", default={}),
-}
-CELERY_BEAT_SCHEDULE["traces-maintain-partitions"] = {
-    "task": "traces.tasks.maintain_trace_partitions",
-    "schedule": 6 * 3600.0,
-    "options": {"queue": MAINTENANCE_QUEUE},
-}
-
-# --- Scheduling (read through scheduling/conf.py) ------------------------------------------
-SERGAS_REVIEW_RUNNER = env.str(
-    "SERGAS_REVIEW_RUNNER", default="scheduling.runners.SimulatedReviewRunner"
+SERGAS_SCHEDULING = knobs_from_env(
+    env,
+    {
+        # Empty: agents do all the work (reviews then need executor "queue:<name>").
+        "REVIEW_RUNNER": ("SERGAS_REVIEW_RUNNER", env.str),
+        "ACCOUNT_SOURCE": ("SERGAS_ACCOUNT_SOURCE", env.str),
+        "REVIEW_QUEUE": ("SCHEDULING_REVIEW_QUEUE", env.str),
+        "RECOVERY_CHECK_SECONDS": ("SCHEDULING_RECOVERY_CHECK_SECONDS", env.float),
+        "DISPATCH_BATCH_SIZE": ("SCHEDULING_DISPATCH_BATCH_SIZE", env.int),
+        "DISPATCH_POLL_SECONDS": ("SCHEDULING_DISPATCH_POLL_SECONDS", env.float),
+        "DISPATCH_LEAD_SECONDS": ("SCHEDULING_DISPATCH_LEAD_SECONDS", env.float),
+        "PREPARE_BATCH_SIZE": ("SCHEDULING_PREPARE_BATCH_SIZE", env.int),
+        "BEAT_STANDBY_POLL_SECONDS": ("SCHEDULING_BEAT_STANDBY_POLL_SECONDS", env.float),
+        "BEAT_LEADER_STALE_SECONDS": ("SCHEDULING_BEAT_LEADER_STALE_SECONDS", env.float),
+        "RUNNER_BATCH_SIZE": ("SCHEDULING_RUNNER_BATCH_SIZE", env.int),
+        "BATCH_LEASE_SECONDS": ("SCHEDULING_BATCH_LEASE_SECONDS", env.int),
+        "SIMULATED_ACCOUNT_MS": ("SCHEDULING_SIMULATED_ACCOUNT_MS", env.int),
+        "SIMULATED_FAILURE_RATE": ("SCHEDULING_SIMULATED_FAILURE_RATE", env.float),
+        "WORK_LEASE_SECONDS": ("SCHEDULING_WORK_LEASE_SECONDS", env.int),
+        "WORK_WAIT_MAX_SECONDS": ("SCHEDULING_WORK_WAIT_MAX_SECONDS", env.int),
+        "BATCH_MAX_ATTEMPTS": ("SCHEDULING_BATCH_MAX_ATTEMPTS", env.int),
+        "WAKEUP_FALLBACK_SECONDS": ("SCHEDULING_WAKEUP_FALLBACK_SECONDS", env.float),
+        "BATCH_RETENTION_DAYS": ("SCHEDULING_BATCH_RETENTION_DAYS", env.int),
+        "EXECUTION_RETENTION_DAYS": ("SCHEDULING_EXECUTION_RETENTION_DAYS", env.int),
+        "ALLOW_SIMULATION": ("SCHEDULING_ALLOW_SIMULATION", env.bool),
+    },
 )
-SERGAS_ACCOUNT_SOURCE = env.str(
-    "SERGAS_ACCOUNT_SOURCE", default="scheduling.accounts.SyntheticAccountSource"
-)
-SERGAS_SCHEDULING = {
-    "REVIEW_QUEUE": env.str("SCHEDULING_REVIEW_QUEUE", default="reviews"),
-    "DISPATCH_BATCH_SIZE": env.int("SCHEDULING_DISPATCH_BATCH_SIZE", default=1000),
-    "DISPATCH_POLL_SECONDS": env.float("SCHEDULING_DISPATCH_POLL_SECONDS", default=1.0),
-    "DISPATCH_LEAD_SECONDS": env.float("SCHEDULING_DISPATCH_LEAD_SECONDS", default=10.0),
-    "PREPARE_BATCH_SIZE": env.int("SCHEDULING_PREPARE_BATCH_SIZE", default=200),
-    "BEAT_STANDBY_POLL_SECONDS": env.float("SCHEDULING_BEAT_STANDBY_POLL_SECONDS", default=2.0),
-    # /readyz and the alerts call a leader stale past this without a tick (docs/operations.md).
-    "BEAT_LEADER_STALE_SECONDS": env.float("SCHEDULING_BEAT_LEADER_STALE_SECONDS", default=60.0),
-    "RUNNER_BATCH_SIZE": env.int("SCHEDULING_RUNNER_BATCH_SIZE", default=10),
-    "BATCH_LEASE_SECONDS": env.int("SCHEDULING_BATCH_LEASE_SECONDS", default=600),
-    "SIMULATED_ACCOUNT_MS": env.int("SCHEDULING_SIMULATED_ACCOUNT_MS", default=50),
-    "SIMULATED_FAILURE_RATE": env.float("SCHEDULING_SIMULATED_FAILURE_RATE", default=0.05),
-    # The work queue of agents (docs/api.md, "Work queue").
-    "WORK_LEASE_SECONDS": env.int("SCHEDULING_WORK_LEASE_SECONDS", default=60),
-    "WORK_WAIT_MAX_SECONDS": env.int("SCHEDULING_WORK_WAIT_MAX_SECONDS", default=30),
-    "BATCH_MAX_ATTEMPTS": env.int("SCHEDULING_BATCH_MAX_ATTEMPTS", default=3),
-    "WAKEUP_FALLBACK_SECONDS": env.float("SCHEDULING_WAKEUP_FALLBACK_SECONDS", default=1.0),
-    # Housekeeping (docs/operations.md): days a finished run keeps its batches, and days
-    # it is kept at all with its results; 0 keeps them forever.
-    "BATCH_RETENTION_DAYS": env.int("SCHEDULING_BATCH_RETENTION_DAYS", default=30),
-    "EXECUTION_RETENTION_DAYS": env.int("SCHEDULING_EXECUTION_RETENTION_DAYS", default=400),
-    # The simulated runner and synthetic accounts (production refuses them unless true).
-    "ALLOW_SIMULATION": env.bool("SCHEDULING_ALLOW_SIMULATION", default=True),
-}
 
-# --- Agent API (read through access/conf.py; the API itself is sergas/api.py) ---------
-SERGAS_AGENTS = {
-    "THROTTLE_RATE": env.str("API_THROTTLE_RATE", default="3000/min"),
-    "MAX_BODY_BYTES": env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024),
-    "MAX_JSON_DEPTH": env.int("API_MAX_JSON_DEPTH", default=32),
-    "IDEMPOTENCY_TTL_HOURS": env.int("API_IDEMPOTENCY_TTL_HOURS", default=24),
-    # A verified token's requests are admitted without asking Redis for this long (the
-    # delay of a revocation elsewhere), and without reading PostgreSQL for the second
-    # (docs/api.md, "What a request costs").
-    "ADMISSION_SECONDS": env.float("API_ADMISSION_SECONDS", default=1.0),
-    "TOKEN_CACHE_SECONDS": env.float("API_TOKEN_CACHE_SECONDS", default=10.0),
-    # Failed authentications (bearer tokens, staff logins) per client address and window,
-    # before 429; also the window of their summaries in the audit trail (docs/security.md).
-    "AUTH_FAILURE_LIMIT": env.int("AUTH_FAILURE_LIMIT", default=20),
-    "AUTH_FAILURE_WINDOW_SECONDS": env.int("AUTH_FAILURE_WINDOW_SECONDS", default=300),
-}
-# Django refuses bodies above this before the API can answer 413 with its own limit.
-DATA_UPLOAD_MAX_MEMORY_SIZE = SERGAS_AGENTS["MAX_BODY_BYTES"]
+# The API's access layer: tokens, throttling, the input guard, idempotency.
+SERGAS_ACCESS = knobs_from_env(
+    env,
+    {
+        "THROTTLE_RATE": ("API_THROTTLE_RATE", env.str),
+        "MAX_JSON_DEPTH": ("API_MAX_JSON_DEPTH", env.int),
+        "IDEMPOTENCY_TTL_HOURS": ("API_IDEMPOTENCY_TTL_HOURS", env.int),
+        "ADMISSION_SECONDS": ("API_ADMISSION_SECONDS", env.float),
+        "TOKEN_CACHE_SECONDS": ("API_TOKEN_CACHE_SECONDS", env.float),
+        "AUTH_FAILURE_LIMIT": ("AUTH_FAILURE_LIMIT", env.int),
+        "AUTH_FAILURE_WINDOW_SECONDS": ("AUTH_FAILURE_WINDOW_SECONDS", env.int),
+        "AUTH_FAILURE_FLUSH_SECONDS": ("AUTH_FAILURE_FLUSH_SECONDS", env.float),
+        "TRUSTED_PROXY_COUNT": ("TRUSTED_PROXY_COUNT", env.int),
+    },
+)
+# The largest request body, for every view: the API answers 413 above it (its limit,
+# access.conf.max_body_bytes, is this one) before Django would refuse to read the body.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+
+SERGAS_AUDIT = knobs_from_env(
+    env,
+    {
+        "PREMAKE_MONTHS": ("AUDIT_PREMAKE_MONTHS", env.int),
+        "RETENTION_MONTHS": ("AUDIT_RETENTION_MONTHS", env.int),
+        "ARCHIVE_DIR": ("AUDIT_ARCHIVE_DIR", env.str),
+        "MAINTENANCE_QUEUE": ("MAINTENANCE_QUEUE", env.str),
+        "SEAL_INTERVAL_SECONDS": ("AUDIT_SEAL_INTERVAL_SECONDS", env.int),
+        "SEAL_MAX_EVENTS": ("AUDIT_SEAL_MAX_EVENTS", env.int),
+        "DDL_LOCK_TIMEOUT_SECONDS": ("AUDIT_DDL_LOCK_TIMEOUT_SECONDS", env.int),
+        "AUTO_REPAIR_MAX_ROWS": ("AUDIT_AUTO_REPAIR_MAX_ROWS", env.int),
+        "SIGNING_KEY": ("AUDIT_SIGNING_KEY", env.str),
+        "SIGNING_KEY_FILE": ("AUDIT_SIGNING_KEY_FILE", env.str),
+        "SIGNING_KEY_AUTOCREATE": ("AUDIT_SIGNING_KEY_AUTOCREATE", env.bool),
+        "VERIFY_KEY_FILES": ("AUDIT_VERIFY_KEY_FILES", env.list),
+        "WITNESS_FILES": ("AUDIT_WITNESS_FILES", env.list),
+        "WITNESS_URLS": ("AUDIT_WITNESS_URLS", env.list),
+        "WITNESS_TOKEN": ("AUDIT_WITNESS_TOKEN", env.str),
+        "WITNESS_OPT_OUT": ("AUDIT_WITNESS_OPT_OUT", env.bool),
+    },
+)
+
+# Spans of OpenTelemetry traces (docs/api.md "OpenTelemetry traces", docs/operations.md
+# "Traces"). TRACES_MODEL_PRICES is JSON: {"claude-sonnet-4": {"input": 3, "output": 15}},
+# USD per million tokens.
+SERGAS_TRACES = knobs_from_env(
+    env,
+    {
+        "RETENTION_DAYS": ("TRACES_RETENTION_DAYS", env.int),
+        "PREMAKE_DAYS": ("TRACES_PREMAKE_DAYS", env.int),
+        "MAX_DECODED_BYTES": ("TRACES_MAX_DECODED_BYTES", env.int),
+        "MAX_FUTURE_SECONDS": ("TRACES_MAX_FUTURE_SECONDS", env.int),
+        "DDL_LOCK_TIMEOUT_SECONDS": ("TRACES_DDL_LOCK_TIMEOUT_SECONDS", env.int),
+        "MODEL_PRICES": ("TRACES_MODEL_PRICES", env.json),
+    },
+)
 
 # --- Logs (kernel/logs; docs/operations.md, "Logs") ----------------------------------------
 # One line per record on stderr, from every logger (ours, Django's, Celery's, gunicorn's):
@@ -349,60 +338,3 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
 LOGGING_CONFIG = "kernel.logs.config.configure"
-
-# --- Audit trail (read through audit/conf.py; docs/audit.md) ---------------------------
-# Partitions made ahead of the current month, and months kept before a partition is
-# archived, verified and dropped (84 = seven years).
-AUDIT_PREMAKE_MONTHS = env.int("AUDIT_PREMAKE_MONTHS", default=3)
-AUDIT_RETENTION_MONTHS = env.int("AUDIT_RETENTION_MONTHS", default=84)
-# Where expired partitions are archived (compressed JSONL with the seals that cover it).
-AUDIT_ARCHIVE_DIR = Path(
-    env.str("AUDIT_ARCHIVE_DIR", default=str(BASE_DIR / "var" / "audit-archive"))
-)
-# How often events are sealed into the hash chain, and the most events one seal lists.
-AUDIT_SEAL_INTERVAL_SECONDS = env.int("AUDIT_SEAL_INTERVAL_SECONDS", default=60)
-AUDIT_SEAL_MAX_EVENTS = env.int("AUDIT_SEAL_MAX_EVENTS", default=50_000)
-# How long partition DDL (detach, drop, repair) waits for its lock before giving up
-# until the next run, so it never stalls writers queued behind it.
-AUDIT_DDL_LOCK_TIMEOUT_SECONDS = env.int("AUDIT_DDL_LOCK_TIMEOUT_SECONDS", default=10)
-AUDIT_AUTO_REPAIR_MAX_ROWS = env.int("AUDIT_AUTO_REPAIR_MAX_ROWS", default=100_000)
-# Signed seal heads and their witnesses (docs/audit.md, "Witnessed heads"). Development:
-# a key generated under var/ on first use and a file witness under var/. Production
-# (sergas.settings.production) generates nothing and requires both, or the opt-out.
-AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")  # the PEM itself, if not a file
-AUDIT_SIGNING_KEY_FILE = env.str(
-    "AUDIT_SIGNING_KEY_FILE", default=str(BASE_DIR / "var" / "audit-signing-key.pem")
-)
-AUDIT_SIGNING_KEY_AUTOCREATE = env.bool("AUDIT_SIGNING_KEY_AUTOCREATE", default=True)
-AUDIT_VERIFY_KEY_FILES = env.list("AUDIT_VERIFY_KEY_FILES", default=[])
-
-
-def audit_witnesses(files: list[str], urls: list[str], token: str) -> list[dict]:
-    """``AUDIT_WITNESSES`` from the environment's lists of witness files and URLs."""
-    return [
-        {
-            "NAME": f"file:{path}",
-            "BACKEND": "audit.integrity.witnesses.FileWitness",
-            "OPTIONS": {"path": path},
-        }
-        for path in files
-    ] + [
-        {
-            "NAME": f"http:{url}",
-            "BACKEND": "audit.integrity.witnesses.HttpWitness",
-            "OPTIONS": {"url": url, "token": token},
-        }
-        for url in urls
-    ]
-
-
-AUDIT_WITNESSES = audit_witnesses(
-    env.list("AUDIT_WITNESS_FILES", default=[str(BASE_DIR / "var" / "audit-witness.jsonl")]),
-    env.list("AUDIT_WITNESS_URLS", default=[]),
-    env.str("AUDIT_WITNESS_TOKEN", default=""),
-)
-AUDIT_WITNESS_OPT_OUT = env.bool("AUDIT_WITNESS_OPT_OUT", default=False)
-CELERY_BEAT_SCHEDULE["audit-seal-events"] = {
-    "task": "audit.tasks.seal_audit_events",
-    "schedule": float(AUDIT_SEAL_INTERVAL_SECONDS),
-}

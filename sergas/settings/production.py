@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from kernel.logs.config import logging_config
 from sergas.settings.base import *  # noqa: F403
-from sergas.settings.base import LOG_LEVEL, SERGAS_SCHEDULING, audit_witnesses, env
+from sergas.settings.base import LOG_LEVEL, SERGAS_AUDIT, SERGAS_SCHEDULING, env
 
 DEBUG = False
 
@@ -46,22 +46,20 @@ CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 
 # The simulated runner and the synthetic accounts record invented results: refused
-# (system checks scheduling.E001/E002) unless explicitly allowed, e.g. for a demo.
-SERGAS_SCHEDULING = {
-    **SERGAS_SCHEDULING,
-    "ALLOW_SIMULATION": env.bool("SCHEDULING_ALLOW_SIMULATION", default=False),
-}
+# (system checks scheduling.E001/E002) unless explicitly allowed
+# (SCHEDULING_ALLOW_SIMULATION=true), e.g. for a demo.
+SERGAS_SCHEDULING = {"ALLOW_SIMULATION": False, **SERGAS_SCHEDULING}
 
 # Seal heads are signed with a key made by `manage.py audit_keygen` and published to
 # witnesses outside the database: both required (checks audit.E001/E002) unless
-# AUDIT_WITNESS_OPT_OUT=true. Nothing is generated, and no witness is assumed.
-AUDIT_SIGNING_KEY_FILE = env.str("AUDIT_SIGNING_KEY_FILE", default="")
-AUDIT_SIGNING_KEY_AUTOCREATE = False
-AUDIT_WITNESSES = audit_witnesses(
-    env.list("AUDIT_WITNESS_FILES", default=[]),
-    env.list("AUDIT_WITNESS_URLS", default=[]),
-    env.str("AUDIT_WITNESS_TOKEN", default=""),
-)
+# AUDIT_WITNESS_OPT_OUT=true. Nothing is generated, and no witness is assumed: the key
+# file and the witness file under var/ that development uses are no defaults here.
+SERGAS_AUDIT = {
+    "SIGNING_KEY_FILE": "",
+    "WITNESS_FILES": [],
+    **SERGAS_AUDIT,
+    "SIGNING_KEY_AUTOCREATE": False,
+}
 
 # One JSON object per line, for the log shipper (docs/operations.md, "Logs").
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")

@@ -14,13 +14,14 @@ DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A separate key space so a test run never reads or clears anything a running instance wrote.
 CACHES["default"]["KEY_PREFIX"] = env.str("CACHE_KEY_PREFIX", default="sergas-test")
-SERGAS_SESSIONS["CACHE_KEY_PREFIX"] = env.str("SESSION_CACHE_KEY_PREFIX", default="sergas-test")
+# (Keys written before the environment's: an environment variable still wins.)
+SERGAS_SESSIONS = {"CACHE_KEY_PREFIX": "sergas-test", **SERGAS_SESSIONS}
 # Test workers consume their own queue, never tasks meant for a running instance.
 CELERY_TASK_DEFAULT_QUEUE = "sergas-test"
 SERGAS_SCHEDULING = {
+    "SIMULATED_ACCOUNT_MS": 0,
     **SERGAS_SCHEDULING,
     "REVIEW_QUEUE": "sergas-test-reviews",
-    "SIMULATED_ACCOUNT_MS": env.int("SCHEDULING_SIMULATED_ACCOUNT_MS", default=0),
     "BEAT_STANDBY_POLL_SECONDS": 0.5,
     "DISPATCH_POLL_SECONDS": 0.5,
 }

@@ -9,6 +9,7 @@ from sessions.services.bulk import (
     sessions_start_many,
 )
 from sessions.services.checkpoints import session_checkpoint, session_recover
+from sessions.services.events import hook_events_record
 from sessions.services.lifecycle import (
     apply_transition,
     new_session_id,
@@ -41,6 +42,7 @@ __all__ = [
     "Heartbeat",
     "NewSession",
     "apply_transition",
+    "hook_events_record",
     "lock_session",
     "new_session_id",
     "session_archive",

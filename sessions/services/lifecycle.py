@@ -2,7 +2,7 @@
 
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -199,20 +199,29 @@ def session_start(
     )
 
 
-def session_pause(
-    session_id: str,
-    *,
-    actor: str = SYSTEM_ACTOR,
-    reason: str = "",
-    expected_version: int | None = None,
-) -> AgentSession:
-    return _transition(
-        session_id,
-        SessionAction.PAUSE,
-        actor=actor,
-        reason=reason,
-        expected_version=expected_version,
-    )
+def _reasoned(action: SessionAction, doc: str) -> Callable[..., AgentSession]:
+    """The public service of a transition that takes only a ``reason`` (kept in its
+    audit event): pause, cancel and interrupt share this one body."""
+
+    def service(
+        session_id: str,
+        *,
+        actor: str = SYSTEM_ACTOR,
+        reason: str = "",
+        expected_version: int | None = None,
+    ) -> AgentSession:
+        return _transition(
+            session_id, action, actor=actor, reason=reason, expected_version=expected_version
+        )
+
+    service.__name__ = service.__qualname__ = f"session_{action.value}"
+    service.__doc__ = doc
+    return service
+
+
+session_pause = _reasoned(
+    SessionAction.PAUSE, "Pause a running session; the agent stops after its batch in flight."
+)
 
 
 def session_resume(
@@ -249,36 +258,15 @@ def session_fail(
     )
 
 
-def session_cancel(
-    session_id: str,
-    *,
-    actor: str = SYSTEM_ACTOR,
-    reason: str = "",
-    expected_version: int | None = None,
-) -> AgentSession:
-    return _transition(
-        session_id,
-        SessionAction.CANCEL,
-        actor=actor,
-        reason=reason,
-        expected_version=expected_version,
-    )
+session_cancel = _reasoned(
+    SessionAction.CANCEL, "End the session for good; it cannot be resumed or recovered."
+)
 
 
-def session_interrupt(
-    session_id: str,
-    *,
-    actor: str = SYSTEM_ACTOR,
-    reason: str = "",
-    expected_version: int | None = None,
-) -> AgentSession:
-    return _transition(
-        session_id,
-        SessionAction.INTERRUPT,
-        actor=actor,
-        reason=reason,
-        expected_version=expected_version,
-    )
+session_interrupt = _reasoned(
+    SessionAction.INTERRUPT,
+    "Mark a running session interrupted (recoverable from its newest checkpoint).",
+)
 
 
 @contextmanager

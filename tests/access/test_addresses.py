@@ -16,7 +16,7 @@ def _request(remote: str = "10.0.0.1", forwarded: str | None = None):
 
 
 def test_without_trusted_proxies_x_forwarded_for_is_ignored(settings):
-    settings.TRUSTED_PROXY_COUNT = 0
+    settings.SERGAS_ACCESS = {**settings.SERGAS_ACCESS, "TRUSTED_PROXY_COUNT": 0}
     assert client_address(_request(forwarded="203.0.113.1")) == "10.0.0.1"
 
 
@@ -34,7 +34,7 @@ def test_without_trusted_proxies_x_forwarded_for_is_ignored(settings):
 def test_behind_trusted_proxies_the_address_the_outermost_one_saw(
     settings, proxies, forwarded, expected
 ):
-    settings.TRUSTED_PROXY_COUNT = proxies
+    settings.SERGAS_ACCESS = {**settings.SERGAS_ACCESS, "TRUSTED_PROXY_COUNT": proxies}
     assert client_address(_request(forwarded=forwarded)) == expected
 
 
@@ -54,7 +54,7 @@ def test_failures_are_counted_per_ipv4_address_and_per_ipv6_64(address, key):
 
 @pytest.mark.django_db
 def test_login_lockouts_and_the_audit_trail_name_the_forwarded_address(settings):
-    settings.TRUSTED_PROXY_COUNT = 1
+    settings.SERGAS_ACCESS = {**settings.SERGAS_ACCESS, "TRUSTED_PROXY_COUNT": 1}
     settings.AXES_ENABLED = True
     Client().post(
         "/admin/login/",

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _rate(settings, rate: str, **more) -> None:
-    settings.SERGAS_AGENTS = {**settings.SERGAS_AGENTS, "THROTTLE_RATE": rate, **more}
+    settings.SERGAS_ACCESS = {**settings.SERGAS_ACCESS, "THROTTLE_RATE": rate, **more}
 
 
 def _get(client: Client, secret: str, address: str):
@@ -34,7 +34,7 @@ def test_small_rates_are_leased_one_request_at_a_time(settings):
     assert lease_size(3) == 1
     assert lease_size(3000) == 30
     assert lease_size(10**8) == 100
-    settings.SERGAS_AGENTS = {**settings.SERGAS_AGENTS, "ADMISSION_SECONDS": 0}
+    settings.SERGAS_ACCESS = {**settings.SERGAS_ACCESS, "ADMISSION_SECONDS": 0}
     assert lease_size(10**8) == 1  # every request asks Redis: the exact count
 
 
@@ -66,8 +66,8 @@ def test_a_caller_never_exceeds_its_rate_through_several_tickets(client, setting
 def test_an_address_over_the_failure_limit_is_refused_when_its_ticket_ends(
     client, settings, monkeypatch
 ):
-    settings.SERGAS_AGENTS = {
-        **settings.SERGAS_AGENTS,
+    settings.SERGAS_ACCESS = {
+        **settings.SERGAS_ACCESS,
         "AUTH_FAILURE_LIMIT": 2,
         "AUTH_FAILURE_WINDOW_SECONDS": 300,
         "THROTTLE_RATE": "1000/hour",

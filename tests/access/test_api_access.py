@@ -92,7 +92,7 @@ class TestLimits:
     def test_a_body_over_the_limit_is_413_with_the_limit_before_being_read(
         self, agent_api, settings
     ):
-        settings.SERGAS_AGENTS = {**settings.SERGAS_AGENTS, "MAX_BODY_BYTES": 1000}
+        settings.SERGAS_ACCESS = {**settings.SERGAS_ACCESS, "MAX_BODY_BYTES": 1000}
         body = {"orchestrator_id": "o", "context": {"metadata": {"blob": "x" * 2000}}}
         response = agent_api().post("/sessions", body)
         assert response.status_code == 413
@@ -105,7 +105,7 @@ class TestLimits:
         }
 
     def test_each_token_is_throttled_on_its_own_with_retry_after(self, agent_api, settings):
-        settings.SERGAS_AGENTS = {**settings.SERGAS_AGENTS, "THROTTLE_RATE": "3/hour"}
+        settings.SERGAS_ACCESS = {**settings.SERGAS_ACCESS, "THROTTLE_RATE": "3/hour"}
         busy, other = agent_api("read", name="busy"), agent_api("read", name="other")
         assert [busy.get("/me").status_code for _ in range(3)] == [200, 200, 200]
         response = busy.get("/me")

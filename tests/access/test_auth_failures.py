@@ -25,14 +25,15 @@ from access.services import (
 )
 from access.tasks import flush_auth_failure_summaries
 from audit.models import AuditEvent
+from sergas.beat_schedule import beat_schedule
 from tests.drills.report import DrillReport
 
 SUMMARY = "authentication_failures_summarized"
 
 
 def _limits(settings, *, limit: int, window: int) -> None:
-    settings.SERGAS_AGENTS = {
-        **settings.SERGAS_AGENTS,
+    settings.SERGAS_ACCESS = {
+        **settings.SERGAS_ACCESS,
         "AUTH_FAILURE_LIMIT": limit,
         "AUTH_FAILURE_WINDOW_SECONDS": window,
     }
@@ -360,9 +361,11 @@ def test_the_flush_task_summarises_closed_windows_on_a_real_worker(
     assert summary.metadata["window_seconds"] == 1
 
 
-def test_beat_flushes_every_minute_and_the_limits_have_their_documented_defaults(settings):
-    entry = settings.CELERY_BEAT_SCHEDULE["agents-flush-auth-failure-summaries"]
+def test_beat_flushes_every_minute_and_the_limits_have_their_documented_defaults():
+    from access import conf
+
+    entry = beat_schedule()["agents-flush-auth-failure-summaries"]
     assert entry["task"] == flush_auth_failure_summaries.name
     assert entry["schedule"] == 60.0
-    assert settings.SERGAS_AGENTS["AUTH_FAILURE_LIMIT"] == 20
-    assert settings.SERGAS_AGENTS["AUTH_FAILURE_WINDOW_SECONDS"] == 300
+    assert conf.auth_failure_limit() == 20
+    assert conf.auth_failure_window_seconds() == 300

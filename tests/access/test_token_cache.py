@@ -95,7 +95,7 @@ def test_with_redis_unreachable_every_request_reads_postgresql(agent_api, settin
 def test_without_tickets_a_revocation_elsewhere_takes_effect_at_the_next_request(
     agent_api, settings
 ):
-    settings.SERGAS_AGENTS = {**settings.SERGAS_AGENTS, "ADMISSION_SECONDS": 0}
+    settings.SERGAS_ACCESS = {**settings.SERGAS_ACCESS, "ADMISSION_SECONDS": 0}
     api = agent_api("read")
     assert api.get("/me").status_code == 200
     _revoked_by_another_process(api.token)
@@ -112,7 +112,7 @@ def test_a_cached_token_without_the_scope_is_refused_and_recorded(agent_api):
 
 
 def test_a_cache_lifetime_of_zero_turns_the_cache_off(agent_api, settings):
-    settings.SERGAS_AGENTS = {**settings.SERGAS_AGENTS, "TOKEN_CACHE_SECONDS": 0}
+    settings.SERGAS_ACCESS = {**settings.SERGAS_ACCESS, "TOKEN_CACHE_SECONDS": 0}
     token_cache.cache_clear()
     api = agent_api("read")
     assert api.get("/me").status_code == 200

@@ -22,5 +22,5 @@ def drop_new_partitions() -> Iterator[None]:
 
 @pytest.fixture
 def archive_dir(settings, tmp_path) -> Path:
-    settings.AUDIT_ARCHIVE_DIR = tmp_path / "archive"
-    return settings.AUDIT_ARCHIVE_DIR
+    settings.SERGAS_AUDIT = {**settings.SERGAS_AUDIT, "ARCHIVE_DIR": tmp_path / "archive"}
+    return settings.SERGAS_AUDIT["ARCHIVE_DIR"]

@@ -122,7 +122,7 @@ def test_a_trail_sealed_before_witnessed_seals_keeps_verifying_and_the_next_seal
     signature). Through 0004 nothing is rewritten; the old seals verify as they are, the
     first new seal carries a Merkle root and a signed head the witness gets, and tampering
     with an old event is still named."""
-    witness = Path(settings.AUDIT_WITNESSES[0]["OPTIONS"]["path"])
+    witness = Path(settings.SERGAS_AUDIT["WITNESSES"][0]["OPTIONS"]["path"])
     witness.unlink(missing_ok=True)
     _migrate(PREVIOUS)
     try:

@@ -54,7 +54,7 @@ def test_bounds_cross_the_year_and_ignore_the_callers_timezone():
 
 
 def test_maintenance_creates_the_current_and_premade_months_in_postgresql(settings):
-    settings.AUDIT_PREMAKE_MONTHS = 3
+    settings.SERGAS_AUDIT = {**settings.SERGAS_AUDIT, "PREMAKE_MONTHS": 3}
     summary = audit_partitions_maintain(now=datetime(2031, 11, 24, 2, 30, tzinfo=UTC))
     assert summary.created == ["2031_nov", "2031_dec", "2032_jan", "2032_feb"]
     partitions = _partitions()

@@ -134,11 +134,12 @@ def test_the_daily_task_repairs_a_few_rows_by_itself(strays):
 
 
 def test_the_daily_task_leaves_many_rows_to_an_operator(strays, settings):
-    settings.AUDIT_AUTO_REPAIR_MAX_ROWS = 4  # five strays
+    settings.SERGAS_AUDIT = {**settings.SERGAS_AUDIT, "AUTO_REPAIR_MAX_ROWS": 4}  # five strays
     report = audit_partitions_maintain(now=NOW, auto_repair=True)
     assert report.repaired == {}
     assert "5 rows in the default partition" in report.repair_declined
     assert "--repair" in report.repair_declined
     assert _tables(strays["audit_event_2031_dec"]) == {"audit_event_default"}
-    settings.AUDIT_AUTO_REPAIR_MAX_ROWS = 0  # never by itself
+    # Never by itself:
+    settings.SERGAS_AUDIT = {**settings.SERGAS_AUDIT, "AUTO_REPAIR_MAX_ROWS": 0}
     assert audit_partitions_maintain(now=NOW, auto_repair=True).repaired == {}

@@ -206,7 +206,7 @@ def test_an_archive_in_the_way_that_does_not_verify_stops_retention(old_months, 
 def test_an_unwritable_archive_directory_keeps_the_partition(old_months, settings, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    settings.AUDIT_ARCHIVE_DIR = blocker / "archive"
+    settings.SERGAS_AUDIT = {**settings.SERGAS_AUDIT, "ARCHIVE_DIR": blocker / "archive"}
     report = audit_partitions_maintain(now=NOW)
     assert set(report.refused) == {"audit_event_2018_jan", "audit_event_2018_feb"}
     assert {"audit_event_2018_jan", "audit_event_2018_feb"} <= _names()
@@ -229,7 +229,7 @@ def test_unsealed_events_defer_retention_until_a_later_run(old_months, archive_d
 def test_a_busy_table_defers_the_drop_and_a_stale_archive_is_replaced(
     old_months, archive_dir, settings
 ):
-    settings.AUDIT_DDL_LOCK_TIMEOUT_SECONDS = 1
+    settings.SERGAS_AUDIT = {**settings.SERGAS_AUDIT, "DDL_LOCK_TIMEOUT_SECONDS": 1}
     with psycopg.connect(**connection.get_connection_params()) as other:
         # A writer mid-flight holds the parent table (not the old partitions).
         other.execute("LOCK TABLE ONLY audit_event IN ROW EXCLUSIVE MODE")

@@ -7,6 +7,7 @@ import pytest
 from audit.models import AuditSeal
 from audit.partitions.partitioning import partitions
 from audit.tasks import maintain_audit_partitions, seal_audit_events
+from sergas.beat_schedule import beat_schedule
 from tests.audit.support import record, unsealed_count
 
 
@@ -28,13 +29,17 @@ def test_the_maintenance_and_seal_tasks_run_on_a_real_worker(celery_worker_threa
     assert AuditSeal.objects.exists()
 
 
-def test_beat_seals_on_the_configured_interval_and_maintains_daily(settings):
-    seal = settings.CELERY_BEAT_SCHEDULE["audit-seal-events"]
+def test_beat_seals_on_the_configured_interval_and_maintains_daily(app_settings):
+    seal = beat_schedule()["audit-seal-events"]
     assert seal["task"] == seal_audit_events.name
-    assert seal["schedule"] == float(settings.AUDIT_SEAL_INTERVAL_SECONDS) == 60.0
-    maintain = settings.CELERY_BEAT_SCHEDULE["audit-maintain-partitions"]
+    assert seal["schedule"] == 60.0
+    maintain = beat_schedule()["audit-maintain-partitions"]
     assert maintain["task"] == maintain_audit_partitions.name
     assert maintain["schedule"] == 24 * 3600.0
+    assert maintain["options"] == {"queue": "sergas-test"}  # the default queue
+    app_settings("AUDIT", SEAL_INTERVAL_SECONDS=5, MAINTENANCE_QUEUE="maintenance")
+    assert beat_schedule()["audit-seal-events"]["schedule"] == 5.0
+    assert beat_schedule()["audit-maintain-partitions"]["options"] == {"queue": "maintenance"}
 
 
 def test_the_audit_settings_have_their_documented_defaults(settings):

@@ -44,7 +44,7 @@ REHASH = """content_hash = audit_event_content_hash_v2(
 
 @pytest.fixture
 def witness_path(settings) -> Path:
-    return Path(settings.AUDIT_WITNESSES[0]["OPTIONS"]["path"])
+    return Path(settings.SERGAS_AUDIT["WITNESSES"][0]["OPTIONS"]["path"])
 
 
 @pytest.fixture
@@ -154,10 +154,13 @@ def test_a_chain_rewritten_with_recomputed_hashes_and_the_key_is_named(trail):
 
 
 def test_seals_rebuilt_without_the_key_are_named_even_without_a_witness(trail, settings):
-    settings.AUDIT_WITNESSES = []
+    settings.SERGAS_AUDIT = {**settings.SERGAS_AUDIT, "WITNESSES": []}
     head = _head()
     as_superuser("DELETE FROM audit_seal WHERE number = %s", [head])
-    settings.AUDIT_SIGNING_KEY_FILE = ""  # the forger has no key
+    settings.SERGAS_AUDIT = {
+        **settings.SERGAS_AUDIT,
+        "SIGNING_KEY_FILE": "",
+    }  # the forger has no key
     keys_cache_clear()
     try:
         from audit.services import audit_events_seal
@@ -165,7 +168,10 @@ def test_seals_rebuilt_without_the_key_are_named_even_without_a_witness(trail, s
         audit_events_seal()
     finally:
         keys_cache_clear()
-    settings.AUDIT_SIGNING_KEY_FILE = str(signing_key_file_default())
+    settings.SERGAS_AUDIT = {
+        **settings.SERGAS_AUDIT,
+        "SIGNING_KEY_FILE": str(signing_key_file_default()),
+    }
     report = audit_trail_verify()
     assert f"seal #{head}: not signed, though seal #{head - 1} before it was" in _details(report)
 
@@ -194,7 +200,7 @@ def test_an_altered_signature_in_the_database_is_named(trail):
 
 
 def test_verification_says_when_no_witness_is_configured(trail, settings, capsys):
-    settings.AUDIT_WITNESSES = []
+    settings.SERGAS_AUDIT = {**settings.SERGAS_AUDIT, "WITNESSES": []}
     call_command("verify_audit")
     out = capsys.readouterr().out
     assert "No witness is configured" in out
@@ -320,13 +326,16 @@ def test_a_failing_witness_is_counted_shown_and_caught_up_without_blocking_write
 ):
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the witness's directory should be")
-    settings.AUDIT_WITNESSES = [
-        {
-            "NAME": "flaky",
-            "BACKEND": "audit.integrity.witnesses.FileWitness",
-            "OPTIONS": {"path": blocked / "heads.jsonl"},
-        }
-    ]
+    settings.SERGAS_AUDIT = {
+        **settings.SERGAS_AUDIT,
+        "WITNESSES": [
+            {
+                "NAME": "flaky",
+                "BACKEND": "audit.integrity.witnesses.FileWitness",
+                "OPTIONS": {"path": blocked / "heads.jsonl"},
+            }
+        ],
+    }
     labels = {"witness": "flaky"}
     before = REGISTRY.get_sample_value("sergas_audit_witness_publish_failures_total", labels) or 0
     record(2)  # writes go on
@@ -381,13 +390,16 @@ def test_an_http_witness_receives_the_heads_and_gives_the_latest_back(settings):
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/heads"
-        settings.AUDIT_WITNESSES = [
-            {
-                "NAME": "notary",
-                "BACKEND": "audit.integrity.witnesses.HttpWitness",
-                "OPTIONS": {"url": url},
-            }
-        ]
+        settings.SERGAS_AUDIT = {
+            **settings.SERGAS_AUDIT,
+            "WITNESSES": [
+                {
+                    "NAME": "notary",
+                    "BACKEND": "audit.integrity.witnesses.HttpWitness",
+                    "OPTIONS": {"url": url},
+                }
+            ],
+        }
         record(3)
         seal_everything()
         record(2)
@@ -490,14 +502,17 @@ def test_keygen_writes_an_owner_only_pair_and_never_overwrites(tmp_path, capsys)
 def test_production_requires_a_key_and_a_witness_or_the_opt_out(settings):
     from django.core.checks import run_checks
 
-    settings.AUDIT_SIGNING_KEY_FILE = ""
-    settings.AUDIT_SIGNING_KEY = ""
-    settings.AUDIT_WITNESSES = []
+    settings.SERGAS_AUDIT = {
+        **settings.SERGAS_AUDIT,
+        "SIGNING_KEY_FILE": "",
+        "SIGNING_KEY": "",
+        "WITNESSES": [],
+    }
     keys_cache_clear()
     try:
         ids = sorted(m.id for m in run_checks() if m.id.startswith("audit."))
         assert ids == ["audit.E001", "audit.E002"]
-        settings.AUDIT_WITNESS_OPT_OUT = True
+        settings.SERGAS_AUDIT = {**settings.SERGAS_AUDIT, "WITNESS_OPT_OUT": True}
         assert not [m for m in run_checks() if m.id.startswith("audit.")]
     finally:
         keys_cache_clear()

@@ -273,13 +273,16 @@ def test_the_explorer_shows_the_chain_head_and_how_far_each_witness_holds_it(
     assert re.search(r"data-witness-state>OK<", witness)
 
     # The witness's file becomes a directory: publishing fails, and the page says so.
-    settings.AUDIT_WITNESSES = [
-        {
-            "NAME": "test-file",
-            "BACKEND": "audit.integrity.witnesses.FileWitness",
-            "OPTIONS": {"path": tmp_path},
-        }
-    ]
+    settings.SERGAS_AUDIT = {
+        **settings.SERGAS_AUDIT,
+        "WITNESSES": [
+            {
+                "NAME": "test-file",
+                "BACKEND": "audit.integrity.witnesses.FileWitness",
+                "OPTIONS": {"path": tmp_path},
+            }
+        ],
+    }
     audit_heads_publish()
     witness = row(viewer_client.get(EXPLORER), "data-witness", "test-file")
     assert re.search(r"data-witness-state>failing<", witness)

@@ -43,8 +43,11 @@ def runner(settings):
     """Choose the review runner and its pace for one test."""
 
     def use(path: str = "scheduling.runners.SimulatedReviewRunner", **scheduling) -> None:
-        settings.SERGAS_REVIEW_RUNNER = path
-        settings.SERGAS_SCHEDULING = {**settings.SERGAS_SCHEDULING, **scheduling}
+        settings.SERGAS_SCHEDULING = {
+            **settings.SERGAS_SCHEDULING,
+            "REVIEW_RUNNER": path,
+            **scheduling,
+        }
         review_runner.cache_clear()
 
     yield use

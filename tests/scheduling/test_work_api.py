@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from scheduling import services
+from scheduling import conf, services
 from scheduling.exceptions import QUEUE_NOT_FOUND
 from scheduling.models import AccountReview, RunBatch, ScheduleExecution
 from sessions import services as session_services
@@ -91,7 +91,7 @@ class TestClaim:
         assert lease["run"]["review_id"] == review.pk
         assert lease["run"]["review_name"] == review.name
         assert lease["run"]["metadata"] == {"team": "emea"}
-        assert lease["lease_seconds"] == settings.SERGAS_SCHEDULING.get("WORK_LEASE_SECONDS", 60)
+        assert lease["lease_seconds"] == conf.work_lease_seconds()
         batch = RunBatch.objects.get(pk=lease["batch_id"])
         assert (batch.status, str(batch.token), batch.holder) == (
             "running",

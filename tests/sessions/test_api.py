@@ -510,6 +510,28 @@ class TestAuditTrail:
         stored = AuditEvent.objects.filter(session_id=session.session_id).order_by("timestamp")[0]
         assert lines[0]["timestamp"].startswith(stored.timestamp.isoformat()[:26])
 
+    def test_each_download_of_the_trail_is_recorded_once_as_the_dashboards_exports_are(
+        self, agent_api
+    ):
+        session = make_session("completed")
+        api = agent_api("read", name="reader")
+        for _ in range(2):
+            response = api.get(f"/sessions/{session.session_id}/audit-trail")
+            lines = b"".join(response.streaming_content).splitlines()
+            # The download's own event is not part of the session's trail.
+            assert len(lines) == session.version
+        exports = AuditEvent.objects.filter(action="audit_export").order_by("timestamp")
+        assert [export.actor for export in exports] == [api.token.actor] * 2
+        assert {export.resource for export in exports} == {"table:audit_event"}
+        assert exports[0].event_type == "system"
+        assert exports[0].session_id is None
+        assert exports[0].metadata["format"] == "jsonl"
+        assert exports[0].metadata["filters"] == {"session_id": session.session_id}
+
+    def test_a_refused_trail_download_records_no_export(self, agent_api):
+        assert agent_api("read").get("/sessions/nope/audit-trail").status_code == 404
+        assert not AuditEvent.objects.filter(action="audit_export").exists()
+
     def test_the_trail_of_an_unknown_session_is_404(self, agent_api):
         assert agent_api("read").get("/sessions/nope/audit-trail").status_code == 404
 

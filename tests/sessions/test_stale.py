@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from sergas.beat_schedule import beat_schedule
 from sessions import services
 from sessions.models import AgentSession, SessionStatus
 from sessions.tasks import interrupt_stale_sessions
@@ -79,7 +80,7 @@ def test_the_periodic_task_runs_on_a_real_worker(celery_worker_thread, settings)
     assert event.actor == "task:interrupt_stale_sessions"
 
 
-def test_beat_runs_stale_detection_every_minute(settings):
-    entry = settings.CELERY_BEAT_SCHEDULE["sessions-interrupt-stale"]
+def test_beat_runs_stale_detection_every_minute():
+    entry = beat_schedule()["sessions-interrupt-stale"]
     assert entry["task"] == interrupt_stale_sessions.name
     assert entry["schedule"] == 60.0

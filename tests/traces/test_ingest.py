@@ -275,7 +275,7 @@ def test_without_a_token_the_answer_is_a_401_status(client):
 
 
 def test_a_body_over_the_limits_is_413_compressed_or_not(client, token, settings):
-    settings.SERGAS_AGENTS = {**settings.SERGAS_AGENTS, "MAX_BODY_BYTES": 2000}
+    settings.SERGAS_ACCESS = {**settings.SERGAS_ACCESS, "MAX_BODY_BYTES": 2000}
     session = make_session("running")
     body = protobuf_body(agent_spans(session.session_id, tools=20))
     assert len(body) > 2000

@@ -3,11 +3,12 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
+from audit import conf as audit_conf
 from audit.models import AuditEvent
+from sergas.beat_schedule import beat_schedule
 from tests.factories import make_session
 from tests.traces.otel import agent_spans
 from traces.models import Span
@@ -102,7 +103,7 @@ def test_a_dry_run_changes_nothing(settings):
 
 
 def test_beat_runs_the_maintenance_on_the_maintenance_queue():
-    entry = django_settings.CELERY_BEAT_SCHEDULE["traces-maintain-partitions"]
+    entry = beat_schedule()["traces-maintain-partitions"]
     assert entry["task"] == maintain_trace_partitions.name
-    assert entry["options"]["queue"] == django_settings.MAINTENANCE_QUEUE
+    assert entry["options"]["queue"] == audit_conf.maintenance_queue()
     assert maintain_trace_partitions()["deferred"] == ""
