@@ -34,10 +34,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from kernel.encoding import PreciseJSONEncoder
 from sessions import conf as sessions_conf
-from sessions.hooks import HookEvent, error_type_of, hook_events_record
+from sessions.hook_events import HookEvent, error_type_of
 from sessions.models import HookName
 from sessions.selectors import session_ids_existing
-from sessions.services import session_record_usage
+from sessions.services import hook_events_record, session_record_usage
 from traces import conf
 from traces.metrics import MODEL_TOKENS, SPANS
 from traces.models import Span, SpanKind
