@@ -38,6 +38,7 @@ V1_ROUTERS: list[tuple[str, str]] = [
     ("", "agents.api.router"),
     ("/sessions", "sessions.api.router"),
     ("/events", "sessions.api.events_router"),
+    ("/approvals", "sessions.api.approvals_router"),
     ("/schedules", "scheduling.api.router"),
     ("/accounts", "scheduling.api.accounts_router"),
     ("/work", "scheduling.work_api.router"),

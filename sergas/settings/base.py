@@ -224,6 +224,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sessions.tasks.interrupt_stale_sessions",
         "schedule": env.float("SESSION_STALE_CHECK_SECONDS", default=60.0),
     },
+    "sessions-expire-approvals": {
+        "task": "sessions.tasks.expire_approvals",
+        "schedule": env.float("SESSION_APPROVAL_EXPIRY_CHECK_SECONDS", default=60.0),
+    },
     "agents-prune-idempotency-records": {
         "task": "agents.tasks.prune_idempotency_records",
         "schedule": 3600.0,
