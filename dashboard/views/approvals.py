@@ -1,0 +1,72 @@
+"""Approvals on the dashboard: the overview's live "Needs a decision" panel and an
+operator's decision (a POST from the panel or the session page)."""
+
+import uuid
+
+from django import forms
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from dashboard import conf
+from dashboard.access import CONTROL_SESSIONS, VIEW_SESSIONS, staff_view
+from dashboard.controls import perform, staff_actor
+from sessions import services
+from sessions.selectors import approval_get, approvals_count_open, approvals_open
+
+OPEN_SHOWN = 20
+REJECT = "__reject__"
+
+
+class DecisionForm(forms.Form):
+    """One of the approval's options (approve with it) or ``REJECT``, and a comment."""
+
+    decision = forms.CharField(max_length=200)
+    comment = forms.CharField(required=False, max_length=4000)
+
+
+def open_approvals_context(request: HttpRequest) -> dict[str, object]:
+    return {
+        "open_approvals": list(approvals_open(limit=OPEN_SHOWN)),
+        "open_approvals_count": approvals_count_open(),
+        "can_decide": request.user.has_perm(CONTROL_SESSIONS),
+        "reject_value": REJECT,
+        "refresh_seconds": conf.refresh_seconds(),
+    }
+
+
+@staff_view(VIEW_SESSIONS)
+def open_approvals_fragment(request: HttpRequest) -> HttpResponse:
+    """The overview's "Needs a decision" panel, polled by htmx."""
+    return render(request, "dashboard/_open_approvals.html", open_approvals_context(request))
+
+
+@require_POST
+@staff_view(CONTROL_SESSIONS)
+def approval_decide(request: HttpRequest, approval_id: uuid.UUID) -> HttpResponse:
+    """Approve with the option chosen, or reject; then back to the session's page."""
+    approval = approval_get(approval_id)
+    if approval is None:
+        raise Http404(f"Approval {approval_id} does not exist.")
+    form = DecisionForm(request.POST)
+    if form.is_valid():
+        decision = form.cleaned_data["decision"]
+        comment = form.cleaned_data["comment"]
+        actor = staff_actor(request, CONTROL_SESSIONS)
+        if decision == REJECT:
+            perform(
+                request,
+                lambda: services.approval_reject(approval_id, comment=comment, actor=actor),
+                success=f"Rejected: {approval.question[:80]}",
+            )
+        else:
+            perform(
+                request,
+                lambda: services.approval_approve(
+                    approval_id, decision=decision, comment=comment, actor=actor
+                ),
+                success=f"Approved with “{decision}”: {approval.question[:80]}",
+            )
+    if request.POST.get("next") == "overview":
+        return redirect("dashboard:overview")
+    return redirect("dashboard:session", session_id=approval.session_id)
