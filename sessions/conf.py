@@ -94,8 +94,3 @@ def approval_wait_fallback_seconds() -> float:
     """While Redis (which carries the wake-ups) is away, a waiting poll looks at the
     approval in PostgreSQL this often instead."""
     return float(_get("APPROVAL_WAIT_FALLBACK_SECONDS", 2.0))
-
-
-def approval_options_max() -> int:
-    """Most options one approval request may offer."""
-    return int(_get("APPROVAL_OPTIONS_MAX", 20))

@@ -19,6 +19,7 @@ from sergas.encoding import IsoDateTime
 from sergas.inputs import NOT_BLANK, InputSchema, JsonObjectQuery
 from sessions.hooks import HookEvent, error_type_of
 from sessions.models import HookName, SessionStatus, SessionType
+from sessions.services.approvals import OPTION_MAX_LENGTH, OPTIONS_MAX, QUESTION_MAX_LENGTH
 from sessions.services.lifecycle import SESSION_ID_PATTERN
 from sessions.transitions import allowed_actions
 
@@ -328,7 +329,7 @@ class EventBatchOut(Schema):
 
 
 # Approvals (docs/api.md, "Approvals").
-OptionText = Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]
+OptionText = Annotated[str, Field(min_length=1, max_length=OPTION_MAX_LENGTH, pattern=NOT_BLANK)]
 
 
 def _deadline_needs_default(schema: dict[str, Any], model: type) -> None:
@@ -348,10 +349,10 @@ class ApprovalCreateIn(InputSchema):
     model_config = ConfigDict(json_schema_extra=_deadline_needs_default)
 
     # Not blank: the service strips it (NOT_BLANK).
-    question: str = Field(min_length=1, max_length=4000, pattern=NOT_BLANK)
+    question: str = Field(min_length=1, max_length=QUESTION_MAX_LENGTH, pattern=NOT_BLANK)
     options: list[OptionText] = Field(
         min_length=2,
-        max_length=20,
+        max_length=OPTIONS_MAX,
         json_schema_extra={"uniqueItems": True},
         description="The possible answers; an operator approves with one of them.",
     )

@@ -268,6 +268,11 @@ SERGAS_SESSIONS = {
     "EVENTS_DEDUPE_WINDOW_SECONDS": env.int("EVENTS_DEDUPE_WINDOW_SECONDS", default=24 * 3600),
     "EVENTS_MAX_FUTURE_SECONDS": env.int("EVENTS_MAX_FUTURE_SECONDS", default=300),
     "EVENTS_MAX_AGE_DAYS": env.int("EVENTS_MAX_AGE_DAYS", default=7 * 366),
+    # Approvals (docs/api.md, "Approvals").
+    "APPROVAL_WAIT_MAX_SECONDS": env.float("SESSION_APPROVAL_WAIT_MAX_SECONDS", default=60.0),
+    "APPROVAL_WAIT_FALLBACK_SECONDS": env.float(
+        "SESSION_APPROVAL_WAIT_FALLBACK_SECONDS", default=2.0
+    ),
     # Called by every lifecycle transition, in the lock order (sessions/owners.py).
     "OWNERS": ["scheduling.session_owner.ScheduledRunOwner"],
 }

@@ -26,7 +26,6 @@ from django.utils import timezone
 from audit.models import AuditEventType
 from audit.services import SYSTEM_ACTOR, audit_event_record
 from sergas.locking import LockRank, rows_locked
-from sessions import conf
 from sessions.approval_wakeups import ApprovalWaiter, approval_changed_on_commit
 from sessions.exceptions import (
     APPROVAL_DECISION_NOT_AN_OPTION,
@@ -39,6 +38,7 @@ from sessions.models import ApprovalStatus, SessionApproval, SessionStatus
 from sessions.transitions import ApprovalAction, approval_transition_target
 
 OPTION_MAX_LENGTH = 200
+OPTIONS_MAX = 20
 QUESTION_MAX_LENGTH = 4000
 COMMENT_MAX_LENGTH = 4000
 _SUMMARY_LENGTH = 200
@@ -85,11 +85,10 @@ def _validate_request(
         raise InvalidApproval(
             f"question must be 1-{QUESTION_MAX_LENGTH} characters", field="question"
         )
-    options = [str(option).strip() for option in options or []]
-    limit = conf.approval_options_max()
-    if not 2 <= len(options) <= limit:
-        raise InvalidApproval(f"give between 2 and {limit} options", field="options")
-    if any(not option or len(option) > OPTION_MAX_LENGTH for option in options):
+    options = [str(option) for option in options or []]
+    if not 2 <= len(options) <= OPTIONS_MAX:
+        raise InvalidApproval(f"give between 2 and {OPTIONS_MAX} options", field="options")
+    if any(not option.strip() or len(option) > OPTION_MAX_LENGTH for option in options):
         raise InvalidApproval(
             f"each option must be 1-{OPTION_MAX_LENGTH} characters", field="options"
         )
