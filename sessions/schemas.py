@@ -18,7 +18,7 @@ from pydantic import (
 from sergas.encoding import IsoDateTime
 from sergas.inputs import NOT_BLANK, InputSchema, JsonObjectQuery
 from sessions.hooks import HookEvent, error_type_of
-from sessions.models import HookName, SessionStatus, SessionType
+from sessions.models import ApprovalStatus, HookName, SessionStatus, SessionType
 from sessions.services.approvals import OPTION_MAX_LENGTH, OPTIONS_MAX, QUESTION_MAX_LENGTH
 from sessions.services.lifecycle import SESSION_ID_PATTERN
 from sessions.transitions import allowed_actions
@@ -213,7 +213,7 @@ class MetricsIn(InputSchema):
 
 class ApprovalNoticeOut(Schema):
     approval_id: uuid.UUID
-    status: str
+    status: ApprovalStatus
     decision: str | None
     comment: str
     decided_at: datetime | None
@@ -383,7 +383,7 @@ class ApprovalOut(Schema):
     question: str
     options: list[str]
     payload: dict[str, Any]
-    status: str = Field(description="pending, approved, rejected, expired or cancelled.")
+    status: ApprovalStatus
     decision: str | None = Field(
         description="The option that applies: the operator's (approved) or the default "
         "(expired); null while pending, and when rejected or cancelled."

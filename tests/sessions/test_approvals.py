@@ -242,3 +242,49 @@ def test_the_session_trail_stays_complete_by_version_with_approval_events_beside
         if "version" in e.metadata
     )
     assert versions == list(range(1, session.version + 1))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_decisions_and_a_cancel_leave_one_outcome_each_without_deadlock(
+    run_concurrently,
+):
+    sessions = [make_session("running") for _ in range(4)]
+    approvals = [_ask(session) for session in sessions for _ in range(2)]
+    calls = []
+    for approval in approvals:
+        calls.append(
+            lambda a=approval: services.approval_approve(a.pk, decision="send", actor="staff:a")
+        )
+        calls.append(lambda a=approval: services.approval_reject(a.pk, actor="staff:b"))
+    for session in sessions:
+        calls.append(lambda s=session: services.session_cancel(s.session_id, actor="staff:c"))
+
+    results = run_concurrently(calls)
+
+    unexpected = [
+        r for r in results if isinstance(r, Exception) and not isinstance(r, ApprovalNotPending)
+    ]
+    assert unexpected == []
+    for approval in approvals:
+        final = SessionApproval.objects.get(pk=approval.pk)
+        assert final.status != ApprovalStatus.PENDING
+        outcomes = AuditEvent.objects.filter(resource=f"approval:{approval.pk}").exclude(
+            action="request_approval"
+        )
+        assert [e.metadata["to"] for e in outcomes] == [final.status]
+    assert all(
+        s.status == SessionStatus.CANCELLED
+        for s in AgentSession.objects.filter(pk__in=[s.pk for s in sessions])
+    )
+
+
+def test_the_dashboard_and_heartbeat_reads_cost_the_same_queries_for_few_or_many(
+    django_assert_max_num_queries,
+):
+    session = make_session("running")
+    for _ in range(30):
+        _ask(session)
+    with django_assert_max_num_queries(1):
+        selectors.approvals_to_tell(session.session_id)
+    with django_assert_max_num_queries(1):
+        list(selectors.approvals_open())
