@@ -5,6 +5,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from agents.services import agent_token_create
 from sergas_client import Approval, SergasAPIError, SergasClient
@@ -42,7 +43,10 @@ def test_an_agent_asks_learns_of_it_on_a_heartbeat_and_waits_for_the_decision(ap
 
     def decide() -> None:
         time.sleep(0.3)
-        services.approval_approve(asked.approval_id, decision="send", actor="staff:o")
+        try:
+            services.approval_approve(asked.approval_id, decision="send", actor="staff:o")
+        finally:
+            connection.close()  # this thread's own
 
     deciding = threading.Thread(target=decide)
     deciding.start()

@@ -349,18 +349,14 @@ def approval_wait(
     here, so the agent gets the default decision at the deadline rather than at the
     next run of the periodic expiry.
     """
-    deadline = time.monotonic() + max(0.0, wait_seconds)
+    ends = time.monotonic() + max(0.0, wait_seconds)
+    approval = _approval_now(approval_id)
+    if approval.status != ApprovalStatus.PENDING or wait_seconds <= 0:
+        return approval  # a plain read subscribes to nothing
     with ApprovalWaiter(approval_id) as waiter:
         while True:
-            approval = _approval_or_404(approval_id)
-            if (
-                approval.status == ApprovalStatus.PENDING
-                and approval.deadline is not None
-                and approval.deadline <= timezone.now()
-            ):
-                approval_expire(approval_id)
-                continue
-            left = deadline - time.monotonic()
+            approval = _approval_now(approval_id)  # again: subscribed now
+            left = ends - time.monotonic()
             if approval.status != ApprovalStatus.PENDING or left <= 0 or not still_wanted():
                 return approval
             if approval.deadline is not None:
@@ -369,6 +365,19 @@ def approval_wait(
             if not connection.in_atomic_block:
                 connection.close()  # a long wait holds Redis, not a PostgreSQL backend
             waiter.wait(left)
+
+
+def _approval_now(approval_id: uuid.UUID | str) -> SessionApproval:
+    """The approval, expired first if its deadline has passed."""
+    approval = _approval_or_404(approval_id)
+    if (
+        approval.status == ApprovalStatus.PENDING
+        and approval.deadline is not None
+        and approval.deadline <= timezone.now()
+    ):
+        approval_expire(approval_id)
+        approval = _approval_or_404(approval_id)
+    return approval
 
 
 def _approval_or_404(approval_id: uuid.UUID | str) -> SessionApproval:

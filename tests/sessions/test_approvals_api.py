@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -159,9 +160,12 @@ class TestLongPoll:
 
         def poll() -> None:
             client = AgentApi(Client(), api.secret, api.token)
-            response = client.get(f"/approvals/{approval_id}", {"wait_seconds": wait})
-            answer["status_code"] = response.status_code
-            answer["body"] = response.json()
+            try:
+                response = client.get(f"/approvals/{approval_id}", {"wait_seconds": wait})
+                answer["status_code"] = response.status_code
+                answer["body"] = response.json()
+            finally:
+                connection.close()  # this thread's own
 
         thread = threading.Thread(target=poll)
         thread.start()
