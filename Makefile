@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed-stamp
-EMBEDDED := $(PY) -m sergas.embedded exec --
+EMBEDDED := $(PY) -m embedded_servers exec --
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
@@ -72,7 +72,7 @@ shell: $(STAMP)
 	$(EMBEDDED) $(PY) manage.py shell
 
 embedded-down: $(STAMP)
-	$(PY) -m sergas.embedded down
+	$(PY) -m embedded_servers down
 
 clean: embedded-down
 	rm -rf $(VENV) var

@@ -11,7 +11,7 @@ from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sergas.settings.base")
 
-logger_class = "sergas.logs.gunicorn.GunicornLogger"
+logger_class = "kernel.logs.gunicorn.GunicornLogger"
 
 
 def on_starting(server: Any) -> None:

@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from audit.models import AuditArchive, AuditEventRecord, AuditSeal, WitnessStatus
-from sergas.admin import ReadOnlyModelAdmin as ReadOnlyAdmin  # the database refuses edits too
+from kernel.admin import ReadOnlyModelAdmin as ReadOnlyAdmin  # the database refuses edits too
 
 
 @admin.register(AuditEventRecord)

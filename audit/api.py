@@ -8,10 +8,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
-from agents.auth import admin_access
+from access.auth import admin_access
+from access.inputs import JsonObjectQuery
 from audit.selectors import audit_event_proof, audit_events_search
-from sergas.encoding import IsoDateTime
-from sergas.inputs import JsonObjectQuery
+from kernel.encoding import IsoDateTime
 
 router = Router(tags=["audit"], auth=admin_access)
 

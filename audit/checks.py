@@ -5,7 +5,7 @@ from typing import Any
 from django.core.checks import CheckMessage, Error, register
 
 from audit import conf
-from audit.keys import signing_key
+from audit.integrity.keys import signing_key
 
 OPT_OUT_HINT = (
     "Or, knowingly, set AUDIT_WITNESS_OPT_OUT=true: a superuser could then cut or rewrite the"

@@ -68,7 +68,7 @@ def verify_key_paths() -> list[Path]:
 
 def witnesses() -> list[dict]:
     """Where signed seal heads are published: ``[{"BACKEND": dotted path, "NAME": ...,
-    "OPTIONS": {...}}]`` (audit.witnesses)."""
+    "OPTIONS": {...}}]`` (audit.integrity.witnesses)."""
     return list(getattr(settings, "AUDIT_WITNESSES", []))
 
 

@@ -1,6 +1,6 @@
 """Errors of the audit domain. Messages are constants so tests and clients can match them."""
 
-from sergas.errors import Conflict, NotFound, ValidationFailed
+from kernel.errors import Conflict, NotFound, ValidationFailed
 
 INVALID_TIME_RANGE = "The time range is empty: 'start' ({start}) must be before 'end' ({end})."
 INVALID_METADATA_FILTER = "'metadata_contains' must be a JSON object, not {kind}."

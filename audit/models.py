@@ -6,8 +6,8 @@ from django.utils import timezone
 from psqlextra.models import PostgresPartitionedModel
 from psqlextra.types import PostgresPartitioningMethod
 
-from audit.canonical import SEAL_HEADER_FIELDS, SealHeader, seal_header
-from audit.heads import SealHead
+from audit.integrity.canonical import SEAL_HEADER_FIELDS, SealHeader, seal_header
+from audit.integrity.heads import SealHead
 
 
 class AuditEventType(models.TextChoices):
@@ -33,7 +33,7 @@ class AuditEvent(PostgresPartitionedModel):
     ``session_id`` is deliberately not a foreign key: the trail outlives the sessions.
 
     Two more columns exist only in the database (migration 0003): ``content_hash``
-    (sha256 of the canonical form, see ``audit.canonical``) and ``xact_id`` (the
+    (sha256 of the canonical form, see ``audit.integrity.canonical``) and ``xact_id`` (the
     inserting transaction), both set by a BEFORE INSERT trigger whatever the insert
     path, so no ORM insert or bulk insert sends or needs them. ``AuditEventRecord``
     reads them. ``recorded_at`` is set by the same trigger (migration 0004): when the
@@ -111,7 +111,7 @@ class AuditSeal(models.Model):
     ``xact_from <= xact_id < xact_to``.
 
     ``members`` lists each covered event (id, timestamp, content hash; see
-    ``audit.canonical``) so a verifier can name a deleted, inserted or re-hashed event;
+    ``audit.integrity.canonical``) so a verifier can name a deleted, inserted or re-hashed event;
     ``hash`` covers the header, the members' digest and the previous seal's hash.
     Append-only like the events; seals are kept when their events are archived, so an
     archive can always be checked against the chain.
@@ -129,7 +129,7 @@ class AuditSeal(models.Model):
     members_digest = models.BinaryField()
     members = models.BinaryField()
     # From seal format 2: the RFC 6962 root over the members (covered by ``hash``), and
-    # the signed head's signature and key (audit.heads); NULL for older seals.
+    # the signed head's signature and key (audit.integrity.heads); NULL for older seals.
     merkle_root = models.BinaryField(null=True)
     signature = models.BinaryField(null=True)
     key_id = models.CharField(max_length=16, blank=True, default="")

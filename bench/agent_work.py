@@ -161,7 +161,7 @@ def main() -> None:
     os.environ.update(BENCH_ENV)
     os.environ["BENCH_BATCH_MS"] = str(batch_ms)
     migrate()
-    from agents.services import agent_token_create
+    from access.services import agent_token_create
 
     purge_bench_queues()
     token = agent_token_create(name="bench-agent", scopes=["work"], queues=[QUEUE]).secret

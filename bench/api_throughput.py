@@ -46,7 +46,7 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request
     from django.core.management import call_command
 
-    from agents.services import agent_token_create
+    from access.services import agent_token_create
     from audit.services import audit_partitions_maintain
     from sessions import services
 

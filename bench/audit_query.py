@@ -228,7 +228,7 @@ def measure_searches(events: int, samples: int) -> list[Figure]:
 def measure_verification(events: int) -> Figure:
     """verify_audit's throughput over one month: recomputing each event's hash from its
     columns in Python is its bulk (the scratch events are not sealed)."""
-    from audit.verification import audit_trail_verify
+    from audit.integrity.verification import audit_trail_verify
 
     index = MONTHS // 2 - 1
     started = time.perf_counter()
@@ -249,7 +249,7 @@ def _ingest_while_sealing(seconds: float, *, witnessed: bool) -> float:
     from django.conf import settings
     from django.db import connection
 
-    from audit.keys import keys_cache_clear
+    from audit.integrity.keys import keys_cache_clear
     from audit.services import audit_events_record_generated, audit_events_seal, audit_heads_publish
 
     scratch = Path(tempfile.mkdtemp(prefix="sergas-bench-witness-"))
@@ -259,7 +259,7 @@ def _ingest_while_sealing(seconds: float, *, witnessed: bool) -> float:
         [
             {
                 "NAME": "bench",
-                "BACKEND": "audit.witnesses.FileWitness",
+                "BACKEND": "audit.integrity.witnesses.FileWitness",
                 "OPTIONS": {"path": str(scratch / "heads.jsonl")},
             }
         ]
@@ -357,8 +357,8 @@ def measure_witnessed_verification() -> list[Figure]:
     the same run with both switched off (hashes, members and Merkle roots in both)."""
     from django.conf import settings
 
-    from audit.keys import keys_cache_clear
-    from audit.verification import audit_trail_verify
+    from audit.integrity.keys import keys_cache_clear
+    from audit.integrity.verification import audit_trail_verify
 
     def rate() -> float:
         started = time.perf_counter()

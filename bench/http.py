@@ -54,7 +54,7 @@ def _load(sessions: int, events: int) -> None:
     from psqlextra.partitioning import PostgresTimePartition, PostgresTimePartitionSize
 
     from audit.models import AuditEvent
-    from audit.partitioning import add_months, month_start, partition_name, partitions
+    from audit.partitions.partitioning import add_months, month_start, partition_name, partitions
 
     now = timezone.now()
     with connection.cursor() as cursor:
@@ -173,7 +173,7 @@ def main() -> None:
         f" in {time.perf_counter() - started:.0f} s"
     )
 
-    from agents.services import agent_token_create
+    from access.services import agent_token_create
 
     token = agent_token_create(name="bench-http", scopes=["read"], actor="bench:http").secret
     auth = [f"Authorization: Bearer {token}"]

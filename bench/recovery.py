@@ -135,7 +135,7 @@ def main() -> None:
     import httpx
     from django.db import connection
 
-    from agents.services import agent_token_create
+    from access.services import agent_token_create
     from sessions import services
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request

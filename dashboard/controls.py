@@ -10,8 +10,8 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from agents.services import staff_actor as agents_staff_actor
-from sergas.errors import Conflict, DomainError, NotFound
+from access.services import staff_actor as agents_staff_actor
+from kernel.errors import Conflict, DomainError, NotFound
 from sessions import services as session_services
 from sessions.transitions import SessionAction, allowed_actions
 
@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 def staff_actor(request: HttpRequest, permission: str) -> str:
     """The audit actor of the staff member behind ``request``, once they hold
-    ``permission`` (``agents.services.staff_actor`` records a refusal and raises 403)."""
+    ``permission`` (``access.services.staff_actor`` records a refusal and raises 403)."""
     return agents_staff_actor(
         request.user, permission, path=request.path, remote_addr=request.META.get("REMOTE_ADDR")
     )

@@ -14,21 +14,21 @@ from typing import Any, TypeVar
 
 from django.db.models import Model
 
-from audit.export import JSONL_CONTENT_TYPE, audit_event_as_dict, audit_events_jsonl
 from audit.models import AuditEvent, AuditEventType
 from audit.selectors import audit_events_search
 from audit.services import audit_event_record
+from audit.trail.export import JSONL_CONTENT_TYPE, audit_event_as_dict, audit_events_jsonl
+from kernel.encoding import PreciseJSONEncoder
+from kernel.pagination import Page
 from scheduling.models import AccountReview, ScheduleExecution
 from scheduling.selectors import account_reviews_page
-from sergas.encoding import PreciseJSONEncoder
-from sergas.pagination import Page
 
 M = TypeVar("M", bound=Model)
 
 EXPORT_PAGE_SIZE = 1000
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 FORMATS = {"csv": CSV_CONTENT_TYPE, "jsonl": JSONL_CONTENT_TYPE}
-# Every column of the table, as audit.export writes them (a column added later is too).
+# Every column of the table, as audit.trail.export writes them (a column added later is too).
 CSV_COLUMNS = [field.attname for field in AuditEvent._meta.concrete_fields]
 # A cell starting with one of these is a formula to a spreadsheet (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -1,4 +1,4 @@
-"""Keyset pages in the dashboard's lists (``sergas.pagination`` cursors in the URL)."""
+"""Keyset pages in the dashboard's lists (``kernel.pagination`` cursors in the URL)."""
 
 from collections.abc import Callable
 from typing import TypeVar
@@ -6,7 +6,7 @@ from typing import TypeVar
 from django.contrib import messages
 from django.http import HttpRequest
 
-from sergas.pagination import InvalidCursor, Page
+from kernel.pagination import InvalidCursor, Page
 
 P = TypeVar("P", bound=Page)
 

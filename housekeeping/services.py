@@ -6,7 +6,7 @@ it did and the next one goes on from there."""
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agents.services import idempotency_records_prune
+from access.services import idempotency_records_prune
 from audit.services import SYSTEM_ACTOR
 from scheduling.services.pruning import executions_prune, run_batches_prune
 from sessions import conf as sessions_conf

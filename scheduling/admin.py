@@ -4,12 +4,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from agents.services import staff_actor
+from access.services import staff_actor
+from kernel.admin import ReadOnlyModelAdmin
+from kernel.errors import DomainError
 from scheduling import services
 from scheduling.forms import ScheduledReviewForm
 from scheduling.models import AccountReview, RunBatch, ScheduledReview, ScheduleExecution
-from sergas.admin import ReadOnlyModelAdmin
-from sergas.errors import DomainError
 
 
 def _actor(request: HttpRequest, permission: str = "scheduling.change_scheduledreview") -> str:

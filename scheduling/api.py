@@ -10,7 +10,8 @@ from django.http import HttpRequest
 from ninja import Query, Router
 from ninja.responses import Status
 
-from agents.auth import Principal, unconfined_only, write_access
+from access.auth import Principal, unconfined_only, write_access
+from access.idempotency import IdempotencyKey, IdempotencyKeyValue, idempotent
 from scheduling import selectors, services
 from scheduling.exceptions import ExecutionNotFound, ReviewNotFound
 from scheduling.models import ScheduledReview
@@ -30,7 +31,6 @@ from scheduling.schemas import (
     SchedulePageOut,
     ScheduleUpdateIn,
 )
-from sergas.idempotency import IdempotencyKey, IdempotencyKeyValue, idempotent
 
 router = Router(tags=["schedules"])
 router.add_decorator(unconfined_only("schedules"))

@@ -1,6 +1,6 @@
 """Errors of the scheduling domain; messages are constants tests and clients can match."""
 
-from sergas.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from kernel.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
 INVALID_CRON = "'{expression}' is not a valid cron expression: {reason}"
 INVALID_TIMEZONE = "'{name}' is not an IANA timezone"

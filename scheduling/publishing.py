@@ -13,7 +13,7 @@ The messages are byte for byte what kombu would have written (kombu wrote the te
 so any Celery worker consumes them. Other brokers (RabbitMQ) get kombu's own path.
 
 Runs published within a request (a trigger, a recovery) or a task that carries its id
-carry the request id as a header (``sergas.logs.tasks``): a template of its own holds a
+carry the request id as a header (``kernel.logs.tasks``): a template of its own holds a
 stand-in for it.
 """
 
@@ -27,9 +27,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from kernel.logs.tasks import REQUEST_ID_HEADER, task_headers
 from scheduling import conf
 from scheduling.models import PRIORITY_MESSAGE_LEVEL
-from sergas.logs.tasks import REQUEST_ID_HEADER, task_headers
 
 RUN_TASK = "scheduling.tasks.run_review"
 BATCH_TASK = "scheduling.tasks.run_review_batch"
@@ -209,7 +209,7 @@ class _RedisRunPublisher:
         )
 
     def publish(self, messages: list[RunMessage], *, request_id: str | None = None) -> int:
-        """``request_id``: sane (``sergas.logs``), so it goes into the JSON text as it is."""
+        """``request_id``: sane (``kernel.logs``), so it goes into the JSON text as it is."""
         by_key: dict[str, list[str]] = defaultdict(list)
         for message in messages:
             key, template, body, tag = self._template(

@@ -9,6 +9,8 @@ from uuid import UUID
 from ninja import Field, Schema
 from pydantic import ConfigDict, WithJsonSchema
 
+from access.inputs import NOT_BLANK, InputSchema
+from kernel.encoding import IsoDateTime, LocalTime
 from scheduling.models import (
     EXECUTOR_PATTERN,
     QUEUE_NAME_PATTERN,
@@ -23,8 +25,6 @@ from scheduling.models import (
 )
 from scheduling.recurrence import MAX_INTERVAL_MINUTES, Recurrence, describe
 from scheduling.results import AccountResult
-from sergas.encoding import IsoDateTime, LocalTime
-from sergas.inputs import NOT_BLANK, InputSchema
 from sessions.schemas import CountersIn, EventIn, Increment
 
 # Checked by the service (422 invalid_timezone); documented as the names of the server's

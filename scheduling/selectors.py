@@ -21,6 +21,7 @@ from django.db.models import (
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from kernel.pagination import Page, keyset_page
 from scheduling import conf
 from scheduling.models import (
     FINISHED_EXECUTION_STATUSES,
@@ -33,7 +34,6 @@ from scheduling.models import (
     executor_of,
 )
 from scheduling.recurrence import Recurrence
-from sergas.pagination import Page, keyset_page
 from sessions.models import BULKY_COLUMNS, SessionStatus
 
 REVIEW_ORDERING = ("name", "id")

@@ -7,7 +7,7 @@ from typing import Any
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from sergas.logs import context as log_context
+from kernel.logs import context as log_context
 
 logger = logging.getLogger(__name__)
 

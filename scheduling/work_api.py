@@ -13,7 +13,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Router
 from ninja.responses import Status
 
-from agents.auth import Principal, work_access
+from access.auth import Principal, work_access
+from kernel.client_connection import client_disconnected
 from scheduling import conf, services
 from scheduling.schemas import (
     BatchStateOut,
@@ -26,7 +27,6 @@ from scheduling.schemas import (
     LeaseTokenIn,
 )
 from scheduling.services import BatchLease
-from sergas.client_connection import client_disconnected
 
 router = Router(tags=["work"], auth=work_access)
 

@@ -1,7 +1,7 @@
 """The JSON API: one ``NinjaAPI``, the apps' routers under ``/api/v1``, one error mapping.
 
 Every error answers ``{"code": ..., "detail": ..., <context>}``: domain errors map by
-their base class (``sergas.errors``), ninja's own validation, parsing, auth and throttle
+their base class (``kernel.errors``), ninja's own validation, parsing, auth and throttle
 errors are reshaped to the same form. Anything else is a bug: a logged 500.
 """
 
@@ -13,13 +13,14 @@ from ninja import NinjaAPI, Router
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.renderers import JSONRenderer
 
-from agents import conf as agents_conf
-from agents.auth import read_access
-from agents.exceptions import CallerThrottled
-from agents.throttling import CallerRateThrottle
-from sergas.availability import DatabaseUnavailable, log_outage
-from sergas.encoding import PreciseJSONEncoder
-from sergas.errors import (
+from access import conf as agents_conf
+from access.auth import read_access
+from access.exceptions import CallerThrottled
+from access.inputs import GuardedParser, guard_request
+from access.throttling import CallerRateThrottle
+from kernel.availability import DatabaseUnavailable, log_outage
+from kernel.encoding import PreciseJSONEncoder
+from kernel.errors import (
     Conflict,
     DomainError,
     NotAuthenticated,
@@ -30,12 +31,11 @@ from sergas.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from sergas.inputs import GuardedParser, guard_request
 from sergas.openapi import document_errors
 
 # (prefix, router): each app owns its router.
 V1_ROUTERS: list[tuple[str, str]] = [
-    ("", "agents.api.router"),
+    ("", "access.api.router"),
     ("/sessions", "sessions.api.router"),
     ("/events", "sessions.api.events_router"),
     ("/approvals", "sessions.api.approvals_router"),
@@ -45,7 +45,7 @@ V1_ROUTERS: list[tuple[str, str]] = [
     ("/audit", "audit.api.router"),
 ]
 
-# The base classes of sergas.errors and their statuses; any other DomainError is a 400.
+# The base classes of kernel.errors and their statuses; any other DomainError is a 400.
 STATUS_OF: list[tuple[type[DomainError], int]] = [
     (NotAuthenticated, 401),
     (PermissionDenied, 403),
@@ -123,7 +123,7 @@ def _domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
 @api.exception_handler(OperationalError)
 @api.exception_handler(InterfaceError)
 def _database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
-    """PostgreSQL is unreachable: a fast 503 the client may retry (sergas.availability)."""
+    """PostgreSQL is unreachable: a fast 503 the client may retry (kernel.availability)."""
     log_outage(request, exc)
     return _domain_error(request, DatabaseUnavailable())
 

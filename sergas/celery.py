@@ -7,7 +7,7 @@ from celery import Celery, signals
 
 # Its receivers carry the request id into the tasks a request enqueues, and the task's
 # ids into the task's lines.
-import sergas.logs.tasks  # noqa: F401
+import kernel.logs.tasks  # noqa: F401
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sergas.settings.base")
 

@@ -6,7 +6,7 @@ statuses each kind of operation can answer, and clients and fuzzers (schemathesi
 check every answer against the schema. Parameters are stated as a client must send them:
 an optional one is left out rather than null, and one holding JSON (``contentMediaType``)
 takes OpenAPI's ``content`` form, so generated clients and fuzzers send valid JSON. Text
-the database cannot store (NUL, lone UTF-16 surrogates; ``sergas.inputs``) is refused
+the database cannot store (NUL, lone UTF-16 surrogates; ``access.inputs``) is refused
 anywhere in a request, so every string and every key a request may carry says so too.
 """
 
@@ -38,7 +38,7 @@ ERRORS = {
 }
 _WRITES_ONLY = {"409", "413"}
 
-# Text PostgreSQL can store (sergas.inputs refuses the rest with 422 invalid_text): no NUL.
+# Text PostgreSQL can store (access.inputs refuses the rest with 422 invalid_text): no NUL.
 # Lone surrogates, refused too, are not Unicode text, which JSON Schema's strings are; a
 # surrogate range would not even compile in most validators' regex engines.
 STORABLE_TEXT = r"^[^\u0000]*$"

@@ -33,9 +33,9 @@ urlpatterns = [
 ]
 
 # A database outage outside a view is a 503 too; everything else keeps the 500 page.
-handler500 = "sergas.availability.server_error"
+handler500 = "kernel.availability.server_error"
 # A refused staff page is recorded in the audit trail.
-handler403 = "agents.views.permission_denied"
+handler403 = "access.views.permission_denied"
 
 admin.site.site_header = "Sergas control plane"
 admin.site.site_title = "Sergas"

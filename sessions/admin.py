@@ -4,9 +4,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from agents.services import staff_actor
-from sergas.admin import ReadOnlyModelAdmin
-from sergas.errors import DomainError
+from access.services import staff_actor
+from kernel.admin import ReadOnlyModelAdmin
+from kernel.errors import DomainError
 from sessions import services
 from sessions.models import (
     BULKY_COLUMNS,

@@ -13,12 +13,12 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Header, Query, Router
 
-from agents.auth import Principal, record_refusal, write_access
-from audit.export import JSONL_CONTENT_TYPE, audit_events_jsonl
+from access.auth import Principal, record_refusal, write_access
+from access.idempotency import IdempotencyKey, IdempotencyKeyValue, idempotent
 from audit.selectors import audit_events_for_session
-from sergas.client_connection import client_disconnected
-from sergas.conditional import IfMatchValue, expected_version
-from sergas.idempotency import IdempotencyKey, IdempotencyKeyValue, idempotent
+from audit.trail.export import JSONL_CONTENT_TYPE, audit_events_jsonl
+from kernel.client_connection import client_disconnected
+from kernel.conditional import IfMatchValue, expected_version
 from sessions import conf, selectors, services
 from sessions.detail import session_detail
 from sessions.exceptions import ApprovalNotFound, SessionNotFound

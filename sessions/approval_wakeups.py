@@ -19,7 +19,7 @@ import redis
 from django.db import transaction
 from redis.client import PubSub
 
-from sergas.redis_guard import RedisGuard
+from kernel.redis_guard import RedisGuard
 from sessions import conf
 
 logger = logging.getLogger(__name__)

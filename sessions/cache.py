@@ -27,7 +27,7 @@ from cachetools import TTLCache
 from django.db import models
 from django.utils.dateparse import parse_datetime
 
-from sergas.redis_guard import RedisGuard
+from kernel.redis_guard import RedisGuard
 from sessions import conf
 from sessions.models import STATE_COLUMNS, AgentSession
 

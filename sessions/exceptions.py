@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 
-from sergas.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from kernel.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 
 INVALID_TRANSITION = (
     "Cannot {action} session {session_id}: it is {status}; {action} is allowed only from {allowed}."

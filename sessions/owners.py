@@ -5,7 +5,7 @@ again, recovering it takes back the batches of a dead worker, ending it closes t
 The sessions app knows no such owner by name; the project lists them in
 ``SERGAS_SESSIONS["OWNERS"]`` (dotted paths, Django's backend pattern), and every
 lifecycle transition calls each of them explicitly, in the lock order
-(``sergas.locking``):
+(``kernel.locking``):
 
 1. ``lock_ahead(session_id)`` before the session's row is locked: the owner locks the
    rows that come before a session in the order (a run's review); ``lock_ahead_many``

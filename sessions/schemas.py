@@ -15,8 +15,8 @@ from pydantic import (
     model_validator,
 )
 
-from sergas.encoding import IsoDateTime
-from sergas.inputs import NOT_BLANK, InputSchema, JsonObjectQuery
+from access.inputs import NOT_BLANK, InputSchema, JsonObjectQuery
+from kernel.encoding import IsoDateTime
 from sessions.hooks import HookEvent, error_type_of
 from sessions.models import ApprovalStatus, HookName, SessionStatus, SessionType
 from sessions.services.approvals import OPTION_MAX_LENGTH, OPTIONS_MAX, QUESTION_MAX_LENGTH

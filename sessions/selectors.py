@@ -13,7 +13,7 @@ from django.db.models.fields.json import KT, KeyTransform
 from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.utils import timezone
 
-from sergas.pagination import Page, keyset_page
+from kernel.pagination import Page, keyset_page
 from sessions.cache import session_cache
 from sessions.models import (
     ACTIVE_STATUSES,

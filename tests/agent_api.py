@@ -5,8 +5,8 @@ from typing import Any
 
 from django.test import Client
 
-from agents.models import AgentToken
-from agents.services import agent_token_create
+from access.models import AgentToken
+from access.services import agent_token_create
 
 
 class AgentApi:

@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from agents.admission import forget_tickets
-from agents.token_cache import token_cache
-from sergas.logs import context as log_context
+from access.admission import forget_tickets
+from access.token_cache import token_cache
+from kernel.logs import context as log_context
 from sessions.cache import session_cache
 
 
@@ -50,7 +50,11 @@ def _own_audit_witness(settings, tmp_path_factory) -> None:
     each test gets a witness file of its own; the signing key under var/ is shared."""
     path = tmp_path_factory.mktemp("witness") / "heads.jsonl"
     settings.AUDIT_WITNESSES = [
-        {"NAME": "test-file", "BACKEND": "audit.witnesses.FileWitness", "OPTIONS": {"path": path}}
+        {
+            "NAME": "test-file",
+            "BACKEND": "audit.integrity.witnesses.FileWitness",
+            "OPTIONS": {"path": path},
+        }
     ]
 
 

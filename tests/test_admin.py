@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.test import Client
 from django.urls import reverse
 
-from agents.models import IdempotencyRecord
+from access.models import IdempotencyRecord
 from audit.models import AuditEvent, AuditEventRecord
 from scheduling.models import ScheduledReview, ScheduleExecution
 from sessions.models import AgentSession, SessionCheckpoint

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from agents.services import agent_token_create
+from access.services import agent_token_create
 from scheduling.models import RunBatch
 from scheduling.services import execution_claim, review_trigger_on_demand
 from sergas.wsgi import application

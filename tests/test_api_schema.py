@@ -2,8 +2,8 @@
 
 import pytest
 
+from kernel.errors import PayloadTooLarge, RateLimited, ServiceUnavailable
 from sergas.api import STATUS_OF, api
-from sergas.errors import PayloadTooLarge, RateLimited, ServiceUnavailable
 
 _REQUIRED = {
     PayloadTooLarge: {"limit": 10, "unit": "bytes"},

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 
-from sergas.availability import DATABASE_UNAVAILABLE
+from kernel.availability import DATABASE_UNAVAILABLE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,7 +64,7 @@ def test_the_api_answers_503_in_the_error_form_while_the_database_is_down(agent_
         _assert_outage_answer(list_)
         _assert_outage_answer(create)
         # What needs no database still answers: the token was verified before the outage
-        # (agents.token_cache, for up to API_TOKEN_CACHE_SECONDS).
+        # (access.token_cache, for up to API_TOKEN_CACHE_SECONDS).
         assert me.status_code == 200
     assert [r.status_code for r in calls()] == [200, 200, 201]  # back by itself
 
@@ -93,7 +93,7 @@ def test_a_logged_in_staff_page_recovers_once_the_database_returns():
 
 
 def test_a_real_bug_is_still_a_500_page_not_a_503(rf):
-    from sergas.availability import server_error
+    from kernel.availability import server_error
 
     try:
         raise KeyError("a bug")

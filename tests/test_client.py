@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agents.services import agent_token_create
+from access.services import agent_token_create
 from audit.models import AuditEvent
 from scheduling.models import ScheduleExecution
 from sergas_client import SergasAPIError, SergasClient

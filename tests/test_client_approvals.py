@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
-from agents.services import agent_token_create
+from access.services import agent_token_create
 from sergas_client import Approval, SergasAPIError, SergasClient
 from sessions import services
 from sessions.models import SessionApproval

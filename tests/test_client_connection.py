@@ -4,7 +4,7 @@ import socket
 
 from django.test import RequestFactory
 
-from sergas.client_connection import client_disconnected
+from kernel.client_connection import client_disconnected
 
 
 def _request(sock: socket.socket):

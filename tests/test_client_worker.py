@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agents.services import agent_token_create
+from access.services import agent_token_create
 from audit.models import AuditEvent
 from scheduling import services
 from scheduling.models import AccountReview, RunBatch, ScheduleExecution

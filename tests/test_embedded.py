@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from sergas import embedded
+from embedded_servers import launcher as embedded
 
 
 def test_a_short_checkout_keeps_the_redis_socket_under_var(monkeypatch, tmp_path):

@@ -52,7 +52,11 @@ def _witnesses(client) -> dict:
 
 
 def _file_witness(name: str, path: Path) -> dict:
-    return {"NAME": name, "BACKEND": "audit.witnesses.FileWitness", "OPTIONS": {"path": path}}
+    return {
+        "NAME": name,
+        "BACKEND": "audit.integrity.witnesses.FileWitness",
+        "OPTIONS": {"path": path},
+    }
 
 
 @pytest.mark.django_db(transaction=True)  # sealing passes only committed transactions

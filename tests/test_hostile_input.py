@@ -1,4 +1,4 @@
-"""Hostile input gets a clear 4xx in the error form, never a 500 (sergas.inputs and the
+"""Hostile input gets a clear 4xx in the error form, never a 500 (access.inputs and the
 schemas). Schemathesis explores the rest (tests/test_api_fuzz.py)."""
 
 import json
@@ -6,8 +6,8 @@ import json
 import pytest
 from django.test import Client
 
+from access.inputs import INVALID_TEXT, JSON_TOO_DEEP
 from audit.models import AuditEvent
-from sergas.inputs import INVALID_TEXT, JSON_TOO_DEEP
 from sessions.models import AgentSession
 
 pytestmark = pytest.mark.django_db

@@ -1,10 +1,10 @@
-"""The lock order is enforced: a lock taken against it raises at once (sergas.locking)."""
+"""The lock order is enforced: a lock taken against it raises at once (kernel.locking)."""
 
 import pytest
 from django.db import transaction
 
+from kernel.locking import LockOrderViolation, LockRank, rows_locked
 from scheduling.services import _locks
-from sergas.locking import LockOrderViolation, LockRank, rows_locked
 from sessions import services as session_services
 from tests.factories import make_session
 from tests.scheduling.factories import make_review

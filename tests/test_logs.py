@@ -1,4 +1,4 @@
-"""Structured logs (sergas/logs): the lines of a request, of the tasks it enqueued and its
+"""Structured logs (kernel/logs): the lines of a request, of the tasks it enqueued and its
 audit events found by one request id, in the production format."""
 
 import io
@@ -19,10 +19,10 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from kernel.logs import context
+from kernel.logs.config import logging_config
+from kernel.logs.gunicorn import GunicornLogger
 from scheduling.models import ExecutionStatus, ScheduleExecution
-from sergas.logs import context
-from sergas.logs.config import logging_config
-from sergas.logs.gunicorn import GunicornLogger
 from tests.scheduling.factories import make_review
 from tests.scheduling.test_runs import wait_for
 

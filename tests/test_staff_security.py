@@ -14,9 +14,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from agents.exceptions import StaffPermissionDenied
-from agents.services import auth_failure_summaries_flush, staff_actor
-from audit.heads import key_pair_write
+from access.exceptions import StaffPermissionDenied
+from access.services import auth_failure_summaries_flush, staff_actor
+from audit.integrity.heads import key_pair_write
 from audit.models import AuditEvent
 
 ROOT = Path(__file__).resolve().parent.parent

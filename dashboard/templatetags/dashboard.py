@@ -14,7 +14,7 @@ from django.utils.timesince import timesince
 
 from audit.models import AuditEvent
 from dashboard import conf
-from sergas.encoding import PreciseJSONEncoder
+from kernel.encoding import PreciseJSONEncoder
 
 register = template.Library()
 

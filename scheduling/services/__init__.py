@@ -11,7 +11,7 @@
 - ``worker_runs``: the in-process runner's side of batches;
 - ``results``: what a batch found, kept per account.
 
-Locks follow ``sergas.locking`` (review, session, run, batch) everywhere.
+Locks follow ``kernel.locking`` (review, session, run, batch) everywhere.
 """
 
 from scheduling.services.batches import (

@@ -1,4 +1,4 @@
-"""Locking the scheduling rows, always in the project's lock order (``sergas.locking``):
+"""Locking the scheduling rows, always in the project's lock order (``kernel.locking``):
 review -> session -> run -> batch.
 
 A path that may finish a run locks the run's review first (``FOR KEY SHARE``: finishing
@@ -10,8 +10,8 @@ batch, or several with ``SKIP LOCKED``, so two bulk lockers never wait on each o
 
 from django.db import connection
 
+from kernel.locking import LockRank, rows_locked
 from scheduling.models import OPEN_BATCH_STATUSES, RunBatch, ScheduledReview, ScheduleExecution
-from sergas.locking import LockRank, rows_locked
 from sessions.services import lock_session
 
 

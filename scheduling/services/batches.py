@@ -8,7 +8,7 @@ under its lock, so a holder that lost its lease (it ran out and another took the
 the run was cancelled, the session paused or recovered) changes nothing and learns why
 (``LeaseLost.reason``).
 
-Locks (``sergas.locking``): claiming, renewing, giving back and expiring lock the batch
+Locks (``kernel.locking``): claiming, renewing, giving back and expiring lock the batch
 alone; recording and failing may end the run, so they lock the review (shared), the
 session, the run and then the batch. The session's heartbeat that accompanies a claim,
 a renewal or a record is a statement of its own after the commit: liveness, not state,
@@ -27,6 +27,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from audit.services import SYSTEM_ACTOR
+from kernel.logs import context as log_context
 from scheduling import conf
 from scheduling.exceptions import BatchNotFound, LeaseLost
 from scheduling.models import (
@@ -49,7 +50,6 @@ from scheduling.services.results import (
 )
 from scheduling.services.run_end import run_finish
 from scheduling.transitions import BatchAction
-from sergas.logs import context as log_context
 from sessions import services as session_services
 from sessions.hooks import HookEvent, hook_events_record
 from sessions.models import SessionStatus

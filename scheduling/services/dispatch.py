@@ -34,6 +34,8 @@ from django.utils import timezone
 
 from audit.models import AuditEventType
 from audit.services import audit_events_record_generated
+from kernel.locking import LockRank, rows_locked
+from kernel.pgcopy import copy_rows
 from scheduling import conf
 from scheduling.metrics import observe_runs_finished
 from scheduling.models import (
@@ -49,8 +51,6 @@ from scheduling.recurrence import Recurrence
 from scheduling.services._audit import review_resource
 from scheduling.services.outbox import executions_publish_new
 from scheduling.services.prepared import runs_prepare_request
-from sergas.locking import LockRank, rows_locked
-from sergas.pgcopy import copy_rows
 
 logger = logging.getLogger(__name__)
 

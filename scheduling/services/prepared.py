@@ -17,7 +17,7 @@ that dies midway rolls back (its message is redelivered, acks_late); a run whose
 preparation never happens simply starts the single way. Either way each run starts once:
 every start is conditional on the run being queued, under the run's row lock.
 
-Locks (``sergas.locking``): preparing locks the reviews ``FOR SHARE`` (their filter and
+Locks (``kernel.locking``): preparing locks the reviews ``FOR SHARE`` (their filter and
 owner must not change under it; the review services wait for it), then the runs, all in
 id order; the sessions and batches it makes are new. Starting locks the reviews
 ``FOR KEY SHARE`` (the sessions' owner's ``lock_ahead_many``), the sessions, the runs and
@@ -37,6 +37,8 @@ from uuid import UUID
 from django.db import connection, transaction
 from django.utils import timezone
 
+from kernel.locking import LockRank, rows_locked
+from kernel.pgcopy import copy_rows
 from scheduling import conf
 from scheduling.accounts import account_source
 from scheduling.metrics import observe_dispatch_lags, observe_prepared_start
@@ -55,8 +57,6 @@ from scheduling.publishing import BATCH_TASK, PREPARE_TASK, RunMessage, publish_
 from scheduling.services._moves import runs_move_many
 from scheduling.transitions import RunAction
 from scheduling.wakeups import work_available
-from sergas.locking import LockRank, rows_locked
-from sergas.pgcopy import copy_rows
 from sessions import services as session_services
 from sessions.models import SessionType
 

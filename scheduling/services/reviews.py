@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import SYSTEM_ACTOR
+from kernel.locking import LockRank, rows_locked
 from scheduling import conf
 from scheduling.accounts import account_source
 from scheduling.exceptions import (
@@ -39,7 +40,6 @@ from scheduling.services._audit import record_execution_event, record_review_eve
 from scheduling.services._locks import review_lock
 from scheduling.services.outbox import publish_on_commit
 from scheduling.services.sync import periodic_task_delete, periodic_task_sync
-from sergas.locking import LockRank, rows_locked
 from sessions import services as session_services
 
 # Fields a caller may set; everything else is derived.

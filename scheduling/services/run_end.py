@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from kernel.locking import LockRank, rows_locked
 from scheduling.models import (
     ExecutionStatus,
     ExecutionTrigger,
@@ -23,7 +24,6 @@ from scheduling.services._audit import record_execution_event
 from scheduling.services._moves import run_batches_move, run_move
 from scheduling.services.outbox import publish_on_commit
 from scheduling.transitions import BatchAction, RunAction
-from sergas.locking import LockRank, rows_locked
 from sessions import services as session_services
 from sessions.models import TERMINAL_STATUSES, SessionStatus
 

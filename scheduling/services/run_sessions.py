@@ -13,6 +13,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.services import SYSTEM_ACTOR
+from kernel.errors import DomainError
+from kernel.locking import LockRank, rows_locked
 from scheduling.models import (
     ACTIVE_EXECUTION_STATUSES,
     BatchStatus,
@@ -25,8 +27,6 @@ from scheduling.services._locks import review_lock_shared, run_lock
 from scheduling.services._moves import run_batches_move, run_move
 from scheduling.services.run_end import run_finish
 from scheduling.transitions import BatchAction, RunAction
-from sergas.errors import DomainError
-from sergas.locking import LockRank, rows_locked
 from sessions import services as session_services
 from sessions.models import AgentSession, SessionStatus
 from sessions.transitions import SessionAction

@@ -13,6 +13,7 @@ import math
 from django.db import transaction
 from django.utils import timezone
 
+from kernel.locking import LockRank, rows_locked
 from scheduling import conf
 from scheduling.accounts import account_source
 from scheduling.models import (
@@ -30,7 +31,6 @@ from scheduling.services._moves import run_move
 from scheduling.services.batches import WORKER_ACTOR
 from scheduling.services.run_end import run_finish
 from scheduling.transitions import RunAction
-from sergas.locking import LockRank, rows_locked
 from sessions import services as session_services
 from sessions.models import TERMINAL_STATUSES, AgentSession, SessionStatus, SessionType
 

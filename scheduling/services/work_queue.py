@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from kernel.locking import LockRank, rows_locked
 from scheduling.exceptions import (
     BatchNotFound,
     EventForeignSession,
@@ -53,7 +54,6 @@ from scheduling.services.batches import (
 )
 from scheduling.transitions import BatchAction
 from scheduling.wakeups import wakeups
-from sergas.locking import LockRank, rows_locked
 from sessions.hooks import HookEvent
 from sessions.models import SessionStatus
 

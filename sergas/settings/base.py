@@ -1,7 +1,7 @@
 """Settings shared by every environment, read from the process environment.
 
 Every value that differs between machines comes from ``env`` (django-environ). With no
-``DATABASE_URL``/``REDIS_URL`` in the environment, ``python -m sergas.embedded exec``
+``DATABASE_URL``/``REDIS_URL`` in the environment, ``python -m embedded_servers exec``
 (used by ``make run`` and ``make test``) starts the embedded servers and sets them.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import environ
 
-from sergas.logs.config import logging_config
+from kernel.logs.config import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -36,26 +36,28 @@ INSTALLED_APPS = [
     "sessions.apps.SessionsConfig",
     "scheduling.apps.SchedulingConfig",
     "audit.apps.AuditConfig",
-    "agents.apps.AgentsConfig",
+    "access.apps.AccessConfig",
     "housekeeping.apps.HousekeepingConfig",
+    "demo.apps.DemoConfig",
+    "sergas.apps.SergasConfig",
 ]
 
 MIDDLEWARE = [
-    # First, so every line logged for a request carries its id (sergas/logs).
-    "sergas.logs.requests.RequestContextMiddleware",
+    # First, so every line logged for a request carries its id (kernel/logs).
+    "kernel.logs.requests.RequestContextMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # An address with too many failed staff logins gets 429 before the login view runs.
-    "agents.middleware.StaffLoginThrottleMiddleware",
+    "access.middleware.StaffLoginThrottleMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # A view that loses PostgreSQL answers 503 (sergas.availability), not 500.
-    "sergas.availability.DatabaseUnavailableMiddleware",
+    # A view that loses PostgreSQL answers 503 (kernel.availability), not 500.
+    "kernel.availability.DatabaseUnavailableMiddleware",
     # Answers a locked-out login attempt (django-axes); after everything that may refuse.
     "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -75,10 +77,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # The client's address is REMOTE_ADDR; behind TRUSTED_PROXY_COUNT reverse proxies, it is
 # read from X-Forwarded-For (never trusted without proxies: a client could forge it).
-# agents.addresses decides, for axes too (without django-ipware, which is not installed,
+# access.addresses decides, for axes too (without django-ipware, which is not installed,
 # axes would read REMOTE_ADDR only: the proxy's address).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
-AXES_CLIENT_IP_CALLABLE = "agents.addresses.client_address"
+AXES_CLIENT_IP_CALLABLE = "access.addresses.client_address"
 
 ROOT_URLCONF = "sergas.urls"
 WSGI_APPLICATION = "sergas.wsgi.application"
@@ -250,7 +252,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Partitioning (psqlextra) --------------------------------------------------------
-PSQLEXTRA_PARTITIONING_MANAGER = "audit.partitioning.manager"
+PSQLEXTRA_PARTITIONING_MANAGER = "audit.partitions.partitioning.manager"
 # We use no hstore; the embedded PostgreSQL (pgserver) ships no contrib extensions.
 POSTGRES_EXTRA_AUTO_EXTENSION_SET_UP = False
 
@@ -310,7 +312,7 @@ SERGAS_SCHEDULING = {
     "ALLOW_SIMULATION": env.bool("SCHEDULING_ALLOW_SIMULATION", default=True),
 }
 
-# --- Agent API (read through agents/conf.py; the API itself is sergas/api.py) ---------
+# --- Agent API (read through access/conf.py; the API itself is sergas/api.py) ---------
 SERGAS_AGENTS = {
     "THROTTLE_RATE": env.str("API_THROTTLE_RATE", default="3000/min"),
     "MAX_BODY_BYTES": env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024),
@@ -329,13 +331,13 @@ SERGAS_AGENTS = {
 # Django refuses bodies above this before the API can answer 413 with its own limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = SERGAS_AGENTS["MAX_BODY_BYTES"]
 
-# --- Logs (sergas/logs; docs/operations.md, "Logs") ----------------------------------------
+# --- Logs (kernel/logs; docs/operations.md, "Logs") ----------------------------------------
 # One line per record on stderr, from every logger (ours, Django's, Celery's, gunicorn's):
 # "text" for people (development), "json" for log shippers (production's default).
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
-LOGGING_CONFIG = "sergas.logs.config.configure"
+LOGGING_CONFIG = "kernel.logs.config.configure"
 
 # --- Audit trail (read through audit/conf.py; docs/audit.md) ---------------------------
 # Partitions made ahead of the current month, and months kept before a partition is
@@ -369,14 +371,14 @@ def audit_witnesses(files: list[str], urls: list[str], token: str) -> list[dict]
     return [
         {
             "NAME": f"file:{path}",
-            "BACKEND": "audit.witnesses.FileWitness",
+            "BACKEND": "audit.integrity.witnesses.FileWitness",
             "OPTIONS": {"path": path},
         }
         for path in files
     ] + [
         {
             "NAME": f"http:{url}",
-            "BACKEND": "audit.witnesses.HttpWitness",
+            "BACKEND": "audit.integrity.witnesses.HttpWitness",
             "OPTIONS": {"url": url, "token": token},
         }
         for url in urls

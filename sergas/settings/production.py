@@ -8,7 +8,7 @@ Django trusts its ``X-Forwarded-Proto``). ``manage.py check --deploy`` is clean.
 
 from django.core.exceptions import ImproperlyConfigured
 
-from sergas.logs.config import logging_config
+from kernel.logs.config import logging_config
 from sergas.settings.base import *  # noqa: F403
 from sergas.settings.base import LOG_LEVEL, SERGAS_SCHEDULING, audit_witnesses, env
 

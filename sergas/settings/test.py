@@ -31,5 +31,5 @@ SERGAS_DASHBOARD = {**SERGAS_DASHBOARD, "OVERVIEW_CACHE_SECONDS": 0}
 # Login throttling needs a request in authenticate(); tests log in with force_login, and
 # the tests of throttling turn it on (tests/test_staff_security.py).
 AXES_ENABLED = False
-# A lock taken against the documented order raises at once (sergas/locking.py).
+# A lock taken against the documented order raises at once (kernel/locking.py).
 SERGAS_CHECK_LOCK_ORDER = True

@@ -38,7 +38,7 @@ from sessions.services.maintenance import (
     sessions_cleanup_old,
     sessions_interrupt_stale,
 )
-from sessions.services.state import (
+from sessions.services.updates import (
     Heartbeat,
     session_heartbeat,
     session_update_context,

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from audit.models import AuditEventType
 from audit.services import audit_event_record
-from sergas.locking import LockRank, rows_locked
+from kernel.locking import LockRank, rows_locked
 from sessions.cache import session_cache
 from sessions.exceptions import SessionNotFound, VersionConflict
 from sessions.models import BULKY_COLUMNS, AgentSession, SessionAccount

@@ -2,7 +2,7 @@
 
 Each move of ``sessions.transitions.APPROVAL_TRANSITIONS`` is one function here, one
 transaction with its audit event (type ``session_approval``, resource
-``approval:<id>``, the session's id). Lock order (``sergas.locking``): the session row
+``approval:<id>``, the session's id). Lock order (``kernel.locking``): the session row
 first, then the approval. A request or a decision takes the session ``FOR KEY SHARE``:
 it waits for a lifecycle transition of the session (``FOR UPDATE``) and makes one wait,
 so an approval is never opened or decided on a session that is ending, while heartbeats
@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from audit.models import AuditEventType
 from audit.services import SYSTEM_ACTOR, audit_event_record
-from sergas.locking import LockRank, rows_locked
+from kernel.locking import LockRank, rows_locked
 from sessions.approval_wakeups import ApprovalWaiter, approval_changed_on_commit
 from sessions.exceptions import (
     APPROVAL_DECISION_NOT_AN_OPTION,

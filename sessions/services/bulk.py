@@ -3,7 +3,7 @@ same lifecycle table and the same audit events as one at a time (``lifecycle``),
 with ``COPY`` and set-based statements. For owners that prepare many sessions ahead of
 their start (the 09:00 herd of scheduled runs, ``scheduling.services.prepared``).
 
-Locks follow ``sergas.locking``: the owners' ``lock_ahead_many`` first, then the sessions
+Locks follow ``kernel.locking``: the owners' ``lock_ahead_many`` first, then the sessions
 in the order of their ids (two bulk callers never wait on each other in a cycle), and
 what comes after a session only from the owners' ``follow``.
 """
@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from audit.models import AuditEventType
 from audit.services import SYSTEM_ACTOR, audit_events_record_generated
-from sergas.locking import LockRank, rows_locked
-from sergas.pgcopy import copy_objects, copy_rows
+from kernel.locking import LockRank, rows_locked
+from kernel.pgcopy import copy_objects, copy_rows
 from sessions.cache import session_cache
 from sessions.exceptions import InvalidSessionState, InvalidTransition
 from sessions.models import BULKY_COLUMNS, AgentSession, SessionAccount, SessionStatus, SessionType

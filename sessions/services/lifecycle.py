@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from audit.models import AuditEventType
 from audit.services import SYSTEM_ACTOR, audit_event_record
-from sergas.locking import LockRank, rows_locked
-from sergas.logs import context as log_context
+from kernel.locking import LockRank, rows_locked
+from kernel.logs import context as log_context
 from sessions.exceptions import InvalidSessionId, InvalidSessionState, SessionAlreadyExists
 from sessions.metrics import observe_session_end
 from sessions.models import TERMINAL_STATUSES, AgentSession, SessionStatus, SessionType

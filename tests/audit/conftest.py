@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from django.db import connection, transaction
 
-from audit.partitioning import allow_maintenance_ddl, partitions
+from audit.partitions.partitioning import allow_maintenance_ddl, partitions
 
 
 @pytest.fixture

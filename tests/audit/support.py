@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from psqlextra.partitioning import PostgresPartitioningConfig, PostgresPartitioningManager
 
 from audit.models import AuditEvent
-from audit.partitioning import MonthlyPartitioningStrategy, guard_partitions
+from audit.partitions.partitioning import MonthlyPartitioningStrategy, guard_partitions
 from audit.selectors import audit_seal_head
 from audit.services import audit_event_record, audit_events_seal, audit_heads_publish
 

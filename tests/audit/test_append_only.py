@@ -8,7 +8,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 from audit.models import AuditEvent
-from audit.partitioning import partitions
+from audit.partitions.partitioning import partitions
 from audit.services import audit_partitions_maintain
 from tests.audit.support import record, stored
 

@@ -6,7 +6,7 @@ from uuid import UUID
 
 import pytest
 
-from audit.canonical import (
+from audit.integrity.canonical import (
     Member,
     SealHeader,
     decode_members,
@@ -17,7 +17,7 @@ from audit.canonical import (
     seal_text,
     timestamp_text,
 )
-from audit.rows import stream_events
+from audit.integrity.rows import stream_events
 from audit.services import audit_event_record
 from tests.audit.support import record, stored
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from audit.models import AuditEvent
-from sergas.errors import DomainError
+from kernel.errors import DomainError
 from sessions import services
 from sessions.models import TERMINAL_STATUSES, AgentSession
 

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from audit.canonical import (
+from audit.integrity.canonical import (
     GENESIS_HASH,
     SEAL_HEADER_FIELDS,
     Member,
@@ -20,11 +20,11 @@ from audit.canonical import (
     seal_hash,
     timestamp_micros,
 )
-from audit.integrity import ProblemKind
+from audit.integrity.findings import ProblemKind
+from audit.integrity.rows import stream_events
+from audit.integrity.verification import audit_trail_verify
 from audit.models import AuditEvent, AuditSeal
-from audit.rows import stream_events
 from audit.services import audit_event_record
-from audit.verification import audit_trail_verify
 from tests.audit.support import as_superuser, make_month, seal_everything
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from audit.models import AuditEvent
-from audit.partitioning import MonthlyPartitioningStrategy
+from audit.partitions.partitioning import MonthlyPartitioningStrategy
 from audit.services import audit_event_record, audit_partitions_maintain
 
 pytestmark = pytest.mark.django_db

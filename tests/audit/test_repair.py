@@ -7,10 +7,10 @@ import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
+from audit.integrity.verification import audit_trail_verify
 from audit.models import AuditEvent
-from audit.partitioning import partitions
+from audit.partitions.partitioning import partitions
 from audit.services import audit_partitions_maintain
-from audit.verification import audit_trail_verify
 from tests.audit.support import record, seal_everything, stored
 
 pytestmark = [

@@ -15,12 +15,12 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from audit.archive import digest_path, verify_archive
-from audit.integrity import ProblemKind
+from audit.integrity.archive import digest_path, verify_archive
+from audit.integrity.findings import ProblemKind
+from audit.integrity.verification import audit_trail_verify
 from audit.models import AuditArchive, AuditEvent
-from audit.partitioning import partitions
+from audit.partitions.partitioning import partitions
 from audit.services import audit_partitions_maintain
-from audit.verification import audit_trail_verify
 from tests.audit.support import as_superuser, make_month, record, seal_everything
 
 pytestmark = [

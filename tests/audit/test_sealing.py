@@ -11,10 +11,10 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
 
-from audit.canonical import GENESIS_HASH, decode_members, seal_hash, timestamp_micros
+from audit.integrity.canonical import GENESIS_HASH, decode_members, seal_hash, timestamp_micros
+from audit.integrity.verification import audit_trail_verify
 from audit.models import AuditEvent, AuditSeal
 from audit.services import audit_event_record, audit_events_seal
-from audit.verification import audit_trail_verify
 from tests.audit.support import record, seal_everything
 
 pytestmark = pytest.mark.django_db(transaction=True)

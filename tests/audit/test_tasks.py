@@ -5,7 +5,7 @@ import time
 import pytest
 
 from audit.models import AuditSeal
-from audit.partitioning import partitions
+from audit.partitions.partitioning import partitions
 from audit.tasks import maintain_audit_partitions, seal_audit_events
 from tests.audit.support import record, unsealed_count
 

@@ -8,11 +8,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection
 
-from audit.integrity import ProblemKind
+from audit.integrity.findings import ProblemKind
+from audit.integrity.rows import stream_events
+from audit.integrity.verification import audit_trail_verify
 from audit.models import AuditEvent
-from audit.rows import stream_events
 from audit.selectors import audit_seal_head
-from audit.verification import audit_trail_verify
 from tests.audit.support import as_superuser, record, seal_everything, stored
 
 pytestmark = pytest.mark.django_db(transaction=True)

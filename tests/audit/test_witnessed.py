@@ -16,17 +16,22 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from audit.canonical import merkle_audit_path, merkle_leaf_hash, merkle_node_hash, merkle_root
-from audit.heads import SealHead, key_id, public_key_load
-from audit.integrity import ProblemKind
-from audit.keys import keys_cache_clear, signing_key
+from audit.integrity.canonical import (
+    merkle_audit_path,
+    merkle_leaf_hash,
+    merkle_node_hash,
+    merkle_root,
+)
+from audit.integrity.findings import ProblemKind
+from audit.integrity.heads import SealHead, key_id, public_key_load
+from audit.integrity.keys import keys_cache_clear, signing_key
+from audit.integrity.proof import proof_problems
+from audit.integrity.verification import audit_trail_verify
+from audit.integrity.witnesses import FileWitness, configured_witnesses
 from audit.models import AuditEvent, AuditSeal, WitnessStatus
-from audit.partitioning import partitions
-from audit.proof import proof_problems
+from audit.partitions.partitioning import partitions
 from audit.selectors import audit_event_proof, audit_events_search, audit_seal_head
 from audit.services import audit_event_record, audit_heads_publish
-from audit.verification import audit_trail_verify
-from audit.witnesses import FileWitness, configured_witnesses
 from tests.audit.support import as_superuser, make_month, record, seal_everything
 from tests.processes import ROOT
 
@@ -318,7 +323,7 @@ def test_a_failing_witness_is_counted_shown_and_caught_up_without_blocking_write
     settings.AUDIT_WITNESSES = [
         {
             "NAME": "flaky",
-            "BACKEND": "audit.witnesses.FileWitness",
+            "BACKEND": "audit.integrity.witnesses.FileWitness",
             "OPTIONS": {"path": blocked / "heads.jsonl"},
         }
     ]
@@ -377,7 +382,11 @@ def test_an_http_witness_receives_the_heads_and_gives_the_latest_back(settings):
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/heads"
         settings.AUDIT_WITNESSES = [
-            {"NAME": "notary", "BACKEND": "audit.witnesses.HttpWitness", "OPTIONS": {"url": url}}
+            {
+                "NAME": "notary",
+                "BACKEND": "audit.integrity.witnesses.HttpWitness",
+                "OPTIONS": {"url": url},
+            }
         ]
         record(3)
         seal_everything()

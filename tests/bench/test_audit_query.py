@@ -18,7 +18,7 @@ def _database_url() -> str:
     user = quote(params.get("user") or "")
     password = f":{quote(params['password'])}" if params.get("password") else ""
     host = params.get("host") or ""
-    if host.startswith("/"):  # a socket directory, spelled as sergas.embedded spells it
+    if host.startswith("/"):  # a socket directory, spelled as embedded_servers spells it
         return f"postgresql://{user}{password}@/{params['dbname']}?host={host}"
     port = f":{params['port']}" if params.get("port") else ""
     return f"postgresql://{user}{password}@{host}{port}/{params['dbname']}"

@@ -13,10 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.exceptions import PROOF_NOT_SEALED, PROOF_UNAVAILABLE
-from audit.heads import key_id
-from audit.keys import signing_key
+from audit.integrity.heads import key_id
+from audit.integrity.keys import signing_key
+from audit.integrity.proof import proof_problems
 from audit.models import AuditEvent
-from audit.proof import proof_problems
 from audit.selectors import audit_seal_head
 from audit.services import audit_event_record, audit_heads_publish
 from dashboard.access import NO_ACCESS
@@ -276,7 +276,7 @@ def test_the_explorer_shows_the_chain_head_and_how_far_each_witness_holds_it(
     settings.AUDIT_WITNESSES = [
         {
             "NAME": "test-file",
-            "BACKEND": "audit.witnesses.FileWitness",
+            "BACKEND": "audit.integrity.witnesses.FileWitness",
             "OPTIONS": {"path": tmp_path},
         }
     ]

@@ -16,9 +16,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.heads import key_id
-from audit.keys import signing_key
-from audit.proof import proof_problems
+from audit.integrity.heads import key_id
+from audit.integrity.keys import signing_key
+from audit.integrity.proof import proof_problems
 from audit.services import audit_event_record
 from scheduling import services
 from scheduling.models import AccountReview, ScheduleExecution

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from agents.services import agent_token_create
+from access.services import agent_token_create
 from sessions.models import AgentSession, ApprovalStatus, SessionApproval
 from tests.dashboard.conftest import make_staff
 from tests.dashboard.test_browser import (  # noqa: F401  (fixtures)

@@ -280,7 +280,7 @@ class TestExport:
         assert (event.event_type, event.actor) == ("system", "staff:victor")
         assert event.resource == "table:schedule_account_review"
         metadata = dict(event.metadata)
-        assert metadata.pop("request_id")  # the export's request (sergas.logs)
+        assert metadata.pop("request_id")  # the export's request (kernel.logs)
         assert metadata == {
             "format": "csv",
             "execution_id": str(execution.pk),

@@ -40,7 +40,7 @@ def test_the_units_run_the_projects_own_commands() -> None:
     assert (ROOT / "gunicorn.conf.py").is_file()  # read from WorkingDirectory
     exporter = (UNITS / "sergas-metrics.service").read_text()
     assert "manage.py serve_metrics" in exporter
-    assert (ROOT / "sessions" / "management" / "commands" / "serve_metrics.py").is_file()
+    assert (ROOT / "sergas" / "management" / "commands" / "serve_metrics.py").is_file()
     for name in ("sergas.env.example", "maintenance.env.example"):
         for line in (UNITS / name).read_text().splitlines():
             assert not line or line.startswith("#") or "=" in line, line

@@ -1,7 +1,7 @@
 """Servers a drill owns and may break: a PostgreSQL of its own, gunicorn serving the project.
 
 The machine's PostgreSQL and Redis are never stopped by a drill: the PostgreSQL drill
-starts the embedded server (the ``pgserver`` wheel, as ``sergas.embedded`` does) in a
+starts the embedded server (the ``pgserver`` wheel, as ``embedded_servers`` does) in a
 directory of its own and stops and starts that one.
 """
 

@@ -15,7 +15,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from agents.services import agent_token_create
+from access.services import agent_token_create
 from audit.models import AuditEvent
 from sessions.models import AgentSession
 from sessions.state import SessionContext, SessionMetrics

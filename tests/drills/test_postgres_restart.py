@@ -15,7 +15,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from sergas.availability import DATABASE_UNAVAILABLE
+from kernel.availability import DATABASE_UNAVAILABLE
 from tests.drills.load import Agent, Load
 from tests.drills.servers import Gunicorn, PostgresServer, manage
 

@@ -17,7 +17,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from agents.services import agent_token_create
+from access.services import agent_token_create
 from scheduling.models import ExecutionStatus, ScheduleExecution
 from tests.drills.load import Agent, Load
 from tests.drills.servers import Gunicorn

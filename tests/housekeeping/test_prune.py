@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from agents.models import IdempotencyRecord
+from access.models import IdempotencyRecord
 from audit.models import AuditEvent
 from housekeeping.services import housekeeping_prune
 from housekeeping.tasks import prune

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from django.urls import reverse
 
-from agents.services import agent_token_create
+from access.services import agent_token_create
 from bench.harness import free_port
 from scheduling import services
 from scheduling.models import AccountReview, RunBatch, ScheduleExecution

@@ -1,7 +1,7 @@
 """Staff controls racing the workers: hundreds of pauses, resumes, recoveries and
 cancels of running runs' sessions while real Celery worker processes claim and record
 their batches. Every path locks review, session, run, batch in that order
-(sergas.locking), so PostgreSQL finds no deadlock; nothing is lost or counted twice,
+(kernel.locking), so PostgreSQL finds no deadlock; nothing is lost or counted twice,
 and the audit trail tells the final state of every session, run and batch."""
 
 import random
@@ -13,9 +13,9 @@ import pytest
 from django.db import connection
 
 from audit.models import AuditEvent
+from kernel.errors import DomainError
 from scheduling import services
 from scheduling.models import AccountReview, RunBatch, ScheduleExecution
-from sergas.errors import DomainError
 from sessions import services as session_services
 from sessions.models import AgentSession
 from sessions.state import SessionContext, SessionMetrics

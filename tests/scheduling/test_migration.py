@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from audit.verification import audit_trail_verify
+from audit.integrity.verification import audit_trail_verify
 from scheduling import services
 from scheduling.models import AccountReview, RunBatch, ScheduledReview, ScheduleExecution
 from scheduling.runners import simulated_result

@@ -67,8 +67,8 @@ def test_on_redis_the_templated_messages_are_what_kombu_would_write(review_queue
 
 @pytest.mark.django_db
 def test_on_redis_runs_published_within_a_request_carry_its_id(review_queue_length):
+    from kernel.logs import context
     from sergas.celery import app
-    from sergas.logs import context
 
     untraced = RunMessage(str(uuid.uuid4()), "high")
     traced = RunMessage(str(uuid.uuid4()), "high")

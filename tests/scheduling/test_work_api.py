@@ -534,7 +534,7 @@ class TestResultsApi:
         assert agent_api("read").get("/accounts/nobody/reviews").json()["items"] == []
 
     def test_confined_tokens_cannot_read_results(self, client):
-        from agents.services import agent_token_create
+        from access.services import agent_token_create
         from tests.agent_api import AgentApi
 
         issued = agent_token_create(name="confined", scopes=["read"], own_sessions_only=True)

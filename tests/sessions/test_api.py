@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from agents.exceptions import IDEMPOTENCY_KEY_REUSED
+from access.exceptions import IDEMPOTENCY_KEY_REUSED
 from audit.models import AuditEvent
-from sergas.pagination import INVALID_CURSOR
+from kernel.pagination import INVALID_CURSOR
 from sessions import services
 from sessions.exceptions import INVALID_TRANSITION
 from sessions.models import AgentSession

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from agents.models import AgentToken
+from access.models import AgentToken
 from audit.models import AuditEvent
 from sessions import services
 from sessions.models import ApprovalStatus, SessionApproval

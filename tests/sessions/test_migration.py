@@ -10,8 +10,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from audit.integrity.verification import audit_trail_verify
 from audit.services import audit_event_record
-from audit.verification import audit_trail_verify
 from sessions import services
 from sessions.models import AgentSession, SessionProgress
 from sessions.selectors import session_checkpoints, session_state_read

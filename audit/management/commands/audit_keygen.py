@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.heads import key_id, key_pair_write, public_path
+from audit.integrity.heads import key_id, key_pair_write, public_path
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from uuid import UUID
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.selectors import audit_event_proof
-from sergas.errors import DomainError
+from kernel.errors import DomainError
 
 
 class Command(BaseCommand):

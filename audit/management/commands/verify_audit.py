@@ -5,9 +5,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_date, parse_datetime
 
+from audit.integrity.verification import audit_trail_verify
 from audit.management.progress import ProgressBars
 from audit.selectors import audit_events_count
-from audit.verification import audit_trail_verify
 
 
 def moment(value: str) -> datetime:

@@ -3,8 +3,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.archive import ArchiveUnreadable, verify_archive
-from audit.verification import archive_seals_check
+from audit.integrity.archive import ArchiveUnreadable, verify_archive
+from audit.integrity.verification import archive_seals_check
 
 
 class Command(BaseCommand):

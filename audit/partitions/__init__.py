@@ -1,0 +1,2 @@
+"""Partitions: monthly partitions of the trail, their maintenance, and retention through
+verified archives."""

@@ -1,0 +1,1 @@
+"""The trail: recording events, searching them, exporting them."""

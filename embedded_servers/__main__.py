@@ -1,0 +1,5 @@
+import sys
+
+from embedded_servers.launcher import main
+
+sys.exit(main())
