@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, F, Func, IntegerField, Q, QuerySet, Value
+from django.db.models import Count, F, Func, IntegerField, Q, QuerySet, Value, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KT, KeyTransform
 from django.db.models.functions import Cast, Coalesce, TruncDate
@@ -439,9 +439,10 @@ def approvals_of_session(session_id: str) -> QuerySet[SessionApproval]:
     return SessionApproval.objects.filter(session_id=session_id).order_by("-requested_at", "-pk")
 
 
-def approvals_open(*, limit: int = 50) -> QuerySet[SessionApproval]:
-    """Pending approvals, the longest waiting first ("Needs a decision")."""
-    return (
+def approvals_open(*, limit: int = 50) -> tuple[list[SessionApproval], int]:
+    """Pending approvals, the longest waiting first ("Needs a decision"), at most
+    ``limit``, and how many are pending in all (one query: a window count)."""
+    rows = list(
         SessionApproval.objects.filter(status=ApprovalStatus.PENDING)
         .select_related("session")
         .only(
@@ -459,12 +460,10 @@ def approvals_open(*, limit: int = 50) -> QuerySet[SessionApproval]:
             "session__status",
             "session__owner_id",
         )
+        .annotate(open_total=Window(Count("*")))
         .order_by("requested_at", "pk")[:limit]
     )
-
-
-def approvals_count_open() -> int:
-    return SessionApproval.objects.filter(status=ApprovalStatus.PENDING).count()
+    return rows, (rows[0].open_total if rows else 0)
 
 
 def approvals_to_tell(session_id: str) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from dashboard import conf
 from dashboard.access import CONTROL_SESSIONS, VIEW_SESSIONS, staff_view
 from dashboard.controls import perform, staff_actor
 from sessions import services
-from sessions.selectors import approval_get, approvals_count_open, approvals_open
+from sessions.selectors import approval_get, approvals_open
 
 OPEN_SHOWN = 20
 REJECT = "__reject__"
@@ -26,9 +26,10 @@ class DecisionForm(forms.Form):
 
 
 def open_approvals_context(request: HttpRequest) -> dict[str, object]:
+    shown, total = approvals_open(limit=OPEN_SHOWN)
     return {
-        "open_approvals": list(approvals_open(limit=OPEN_SHOWN)),
-        "open_approvals_count": approvals_count_open(),
+        "open_approvals": shown,
+        "open_approvals_count": total,
         "can_decide": request.user.has_perm(CONTROL_SESSIONS),
         "reject_value": REJECT,
         "refresh_seconds": conf.refresh_seconds(),

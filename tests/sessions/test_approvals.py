@@ -287,4 +287,5 @@ def test_the_dashboard_and_heartbeat_reads_cost_the_same_queries_for_few_or_many
     with django_assert_max_num_queries(1):
         selectors.approvals_to_tell(session.session_id)
     with django_assert_max_num_queries(1):
-        list(selectors.approvals_open())
+        shown, total = selectors.approvals_open(limit=10)
+    assert (len(shown), total) == (10, 30)
