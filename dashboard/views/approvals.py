@@ -4,6 +4,7 @@ operator's decision (a POST from the panel or the session page)."""
 import uuid
 
 from django import forms
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -15,14 +16,21 @@ from sessions import services
 from sessions.selectors import approval_get, approvals_open
 
 OPEN_SHOWN = 20
-REJECT = "__reject__"
 
 
 class DecisionForm(forms.Form):
-    """One of the approval's options (approve with it) or ``REJECT``, and a comment."""
+    """The button pressed: ``decision`` (approve with that option) or ``reject``; and a
+    comment. (Rejecting is a field of its own: any text may be an option.)"""
 
-    decision = forms.CharField(max_length=200)
+    decision = forms.CharField(required=False, max_length=200)
+    reject = forms.BooleanField(required=False)
     comment = forms.CharField(required=False, max_length=4000)
+
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean() or {}
+        if not cleaned.get("reject") and not cleaned.get("decision"):
+            raise forms.ValidationError("Choose an option, or reject.")
+        return cleaned
 
 
 def open_approvals_context(request: HttpRequest) -> dict[str, object]:
@@ -31,7 +39,6 @@ def open_approvals_context(request: HttpRequest) -> dict[str, object]:
         "open_approvals": shown,
         "open_approvals_count": total,
         "can_decide": request.user.has_perm(CONTROL_SESSIONS),
-        "reject_value": REJECT,
         "refresh_seconds": conf.refresh_seconds(),
     }
 
@@ -50,11 +57,13 @@ def approval_decide(request: HttpRequest, approval_id: uuid.UUID) -> HttpRespons
     if approval is None:
         raise Http404(f"Approval {approval_id} does not exist.")
     form = DecisionForm(request.POST)
-    if form.is_valid():
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("__all__", ["Invalid decision."])))
+    else:
         decision = form.cleaned_data["decision"]
         comment = form.cleaned_data["comment"]
         actor = staff_actor(request, CONTROL_SESSIONS)
-        if decision == REJECT:
+        if form.cleaned_data["reject"]:
             perform(
                 request,
                 lambda: services.approval_reject(approval_id, comment=comment, actor=actor),

@@ -10,7 +10,6 @@ from dashboard.access import CONTROL_SESSIONS, VIEW_SESSIONS, staff_view
 from dashboard.controls import SESSION_CONTROLS, perform, session_controls_for, staff_actor
 from dashboard.forms import ReasonForm, SessionFilterForm
 from dashboard.paging import cursor_page, has_filters
-from dashboard.views.approvals import REJECT
 from scheduling.selectors import execution_of_session
 from sessions.models import ACTIVE_STATUSES, AgentSession
 from sessions.selectors import (
@@ -98,7 +97,6 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
             "controls": session_controls_for(session.status) if can_control else [],
             "approvals": list(approvals_of_session(session.session_id)[:APPROVALS_SHOWN]),
             "can_decide": can_control,
-            "reject_value": REJECT,
             "progress": session_progress(session.session_id),
             "live": session.status in ACTIVE_STATUSES,
             "refresh_seconds": conf.refresh_seconds(),

@@ -28,7 +28,8 @@ def _ask(question: str = "Send the renewal email to ACME?") -> SessionApproval:
 
 def _decide(client, approval: SessionApproval, decision: str, comment: str = "", **extra):
     url = reverse("dashboard:approval_decide", kwargs={"approval_id": approval.pk})
-    return client.post(url, {"decision": decision, "comment": comment, **extra})
+    button = {"reject": "on"} if decision == "reject" else {"decision": decision}
+    return client.post(url, {**button, "comment": comment, **extra})
 
 
 def test_the_overview_lists_open_approvals_live_with_their_payload(viewer_client):
@@ -91,7 +92,7 @@ def test_an_operator_approves_with_an_option_and_a_comment(operator_client):
 
 def test_an_operator_rejects_from_the_overview_and_returns_there(operator_client):
     approval = _ask()
-    response = _decide(operator_client, approval, "__reject__", "Not now", next="overview")
+    response = _decide(operator_client, approval, "reject", "Not now", next="overview")
     assert response["Location"] == OVERVIEW
     decided = SessionApproval.objects.get(pk=approval.pk)
     assert (decided.status, decided.decision) == (ApprovalStatus.REJECTED, None)
@@ -119,3 +120,12 @@ def test_deciding_is_a_post_only(operator_client):
     approval = _ask()
     url = reverse("dashboard:approval_decide", kwargs={"approval_id": approval.pk})
     assert operator_client.get(url).status_code == 405
+
+
+def test_a_post_with_no_button_changes_nothing_and_says_so(operator_client):
+    approval = _ask()
+    url = reverse("dashboard:approval_decide", kwargs={"approval_id": approval.pk})
+    response = operator_client.post(url, {"comment": "hm"})
+    page = operator_client.get(response["Location"]).content.decode()
+    assert "Choose an option, or reject." in page
+    assert SessionApproval.objects.get(pk=approval.pk).status == ApprovalStatus.PENDING
