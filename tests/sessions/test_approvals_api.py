@@ -224,3 +224,27 @@ class TestLongPoll:
         answer["thread"].join(timeout=30)
         assert not answer["thread"].is_alive()
         assert answer["body"]["status"] == ApprovalStatus.CANCELLED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_redis_a_long_poll_still_gets_the_decision_by_looking_itself(agent_api, settings):
+    from sessions.approval_wakeups import _guard
+
+    settings.SERGAS_SESSIONS = {
+        **settings.SERGAS_SESSIONS,
+        "CACHE_REDIS_URL": "redis://127.0.0.1:1/0",  # nothing listens there
+        "APPROVAL_WAIT_FALLBACK_SECONDS": 0.2,
+    }
+    _guard.cache_clear()
+    try:
+        api = agent_api()
+        session_id = _running_session(api)
+        approval_id = api.post(f"/sessions/{session_id}/approvals", ASK).json()["approval_id"]
+        answer = TestLongPoll()._poll_in_thread(api, approval_id, 60)
+        answer["thread"].join(timeout=0.5)
+        services.approval_reject(approval_id, comment="no", actor="staff:o")
+        answer["thread"].join(timeout=30)
+        assert not answer["thread"].is_alive()
+        assert answer["body"]["status"] == "rejected"
+    finally:
+        _guard.cache_clear()
