@@ -13,10 +13,17 @@ from dashboard.forms import ReasonForm, SessionFilterForm
 from dashboard.paging import cursor_page, has_filters
 from scheduling.selectors import execution_of_session
 from sessions.models import ACTIVE_STATUSES, AgentSession
-from sessions.selectors import session_checkpoints, session_get, session_progress, sessions_list
+from sessions.selectors import (
+    approvals_of_session,
+    session_checkpoints,
+    session_get,
+    session_progress,
+    sessions_list,
+)
 from sessions.state import SessionContext, SessionMetrics
 
 CHECKPOINTS_SHOWN = 20
+APPROVALS_SHOWN = 50
 ACCOUNTS_SHOWN = 60
 
 
@@ -89,6 +96,8 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
             "timeline": timeline,
             "timeline_form": timeline_form,
             "controls": session_controls_for(session.status) if can_control else [],
+            "approvals": list(approvals_of_session(session.session_id)[:APPROVALS_SHOWN]),
+            "can_decide": can_control,
             "progress": session_progress(session.session_id),
             "live": session.status in ACTIVE_STATUSES,
             "refresh_seconds": conf.refresh_seconds(),
