@@ -10,7 +10,7 @@ from dashboard import conf
 from dashboard.access import CONTROL_SESSIONS, VIEW_SESSIONS, staff_view
 from dashboard.controls import SESSION_CONTROLS, perform, session_controls_for
 from dashboard.forms import ReasonForm, SessionFilterForm
-from dashboard.paging import cursor_page, has_filters
+from dashboard.paging import cursor_page, filtered_page, has_filters
 from scheduling.selectors import execution_of_session
 from sessions.models import ACTIVE_STATUSES, AgentSession
 from sessions.selectors import (
@@ -30,13 +30,7 @@ ACCOUNTS_SHOWN = 60
 @staff_view(VIEW_SESSIONS)
 def session_list(request: HttpRequest) -> HttpResponse:
     form = SessionFilterForm(request.GET)
-    page = None
-    if form.is_valid():
-        filters = form.selector_filters()
-        page = cursor_page(
-            request,
-            lambda cursor: sessions_list(**filters, cursor=cursor, limit=conf.page_size()),
-        )
+    page = filtered_page(request, form, sessions_list)
     return render(
         request,
         "dashboard/sessions.html",
