@@ -18,6 +18,7 @@ class AuditEventType(models.TextChoices):
     SESSION_METRICS = "session_metrics"
     SESSION_CHECKPOINT = "session_checkpoint"
     SESSION_MAINTENANCE = "session_maintenance"
+    SESSION_APPROVAL = "session_approval"
     TOOL = "tool"
     TASK = "task"
     SCHEDULE = "schedule"

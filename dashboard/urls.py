@@ -1,12 +1,14 @@
 from django.urls import path
 
-from dashboard.views import accounts, audit, overview, runs, schedules, sessions
+from dashboard.views import accounts, approvals, audit, overview, runs, schedules, sessions
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
     path("live/active-sessions", overview.active_sessions_fragment, name="active_sessions"),
+    path("live/open-approvals", approvals.open_approvals_fragment, name="open_approvals"),
+    path("approvals/<uuid:approval_id>/decide", approvals.approval_decide, name="approval_decide"),
     path("sessions/", sessions.session_list, name="sessions"),
     path("sessions/<str:session_id>/", sessions.session_detail, name="session"),
     path(

@@ -3,7 +3,7 @@
 Two transactions that lock the same rows in opposite orders deadlock. Every service
 therefore locks rows in this order (docs/architecture.md, "Lock order"):
 
-    review -> session -> run -> batch
+    review -> session -> run -> batch -> approval
 
 A review is locked first (``FOR KEY SHARE`` by the paths that may finish a run, since
 finishing inserts the retry and stamps ``last_run_at``; ``FOR NO KEY UPDATE`` by the
@@ -31,6 +31,9 @@ class LockRank(IntEnum):
     SESSION = 20
     RUN = 30
     BATCH = 40
+    # A session's approvals: locked after the session (a decision, its cancellation when
+    # the session ends, after the run and batches that ending closes).
+    APPROVAL = 50
 
 
 class LockOrderViolation(AssertionError):

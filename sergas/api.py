@@ -40,6 +40,7 @@ V1_ROUTERS: list[tuple[str, str, ApiAuth]] = [
     ("", "access.api.router", read_access),
     ("/sessions", "sessions.api.router", read_access),
     ("/events", "sessions.api.events_router", read_access),
+    ("/approvals", "sessions.api.approvals_router", read_access),
     ("/schedules", "scheduling.api.router", read_access),
     ("/accounts", "scheduling.api.accounts_router", read_access),
     ("/work", "scheduling.work_api.router", work_access),

@@ -25,6 +25,11 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "task": "sessions.tasks.interrupt_stale_sessions",
             "schedule": sessions_conf.stale_check_seconds(),
         },
+        # Approvals past their deadline take their default decision.
+        "sessions-expire-approvals": {
+            "task": "sessions.tasks.expire_approvals",
+            "schedule": sessions_conf.approval_expiry_check_seconds(),
+        },
         "agents-prune-idempotency-records": {
             "task": "agents.tasks.prune_idempotency_records",
             "schedule": HOUR,

@@ -12,6 +12,11 @@ Agents that take scheduled work from a queue run a ``Worker``:
     with SergasClient("https://sergas.example", token) as api:
         Worker(api, "crm-reviewers", review_batch).run()
 
+An agent that needs a person's decision asks and waits:
+
+    approval = api.request_approval(session_id, question="Send?", options=["send", "hold"])
+    approval = api.wait_for_approval(approval.approval_id)
+
 See docs/api.md, docs/example_agent.py and docs/agent_worker.py.
 """
 
@@ -19,6 +24,8 @@ from sergas_client.client import LeaseLost, SergasAPIError, SergasClient
 from sergas_client.recorder import EventRecorder, Invocation
 from sergas_client.types import (
     AccountResult,
+    Approval,
+    ApprovalNotice,
     BatchState,
     Checkpoint,
     CompletedBatch,
@@ -38,6 +45,8 @@ from sergas_client.worker import BatchReport, FatalBatchError, Worker
 
 __all__ = [
     "AccountResult",
+    "Approval",
+    "ApprovalNotice",
     "BatchReport",
     "BatchState",
     "Checkpoint",

@@ -12,6 +12,8 @@ import httpx
 from sergas_client.recorder import EventRecorder
 from sergas_client.types import (
     AccountResult,
+    Approval,
+    ApprovalNotice,
     BatchState,
     Checkpoint,
     CompletedBatch,
@@ -250,7 +252,76 @@ class SergasClient:
 
     def heartbeat(self, session_id: str) -> Heartbeat:
         data = self._request("POST", f"/sessions/{session_id}/heartbeat", idempotent=True)
-        return Heartbeat(status=data["status"], recorded=data["recorded"])
+        return Heartbeat(
+            status=data["status"],
+            recorded=data["recorded"],
+            approvals=tuple(ApprovalNotice(**notice) for notice in data.get("approvals", [])),
+        )
+
+    # --- approvals -----------------------------------------------------------------
+    def request_approval(
+        self,
+        session_id: str,
+        *,
+        question: str,
+        options: Sequence[str],
+        payload: Mapping[str, Any] | None = None,
+        deadline: datetime | None = None,
+        default_decision: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Approval:
+        """Ask staff for a decision on a running session. ``options`` (two or more,
+        unique) are the answers an operator may approve with; with a ``deadline`` (an
+        aware datetime), ``default_decision`` applies if nobody decides by then."""
+        body: dict[str, Any] = {
+            "question": question,
+            "options": list(options),
+            "payload": dict(payload or {}),
+        }
+        if deadline is not None:
+            if deadline.tzinfo is None:
+                raise ValueError("deadline must be an aware datetime")
+            body["deadline"] = deadline.isoformat()
+        if default_decision is not None:
+            body["default_decision"] = default_decision
+        return Approval.from_json(
+            self._keyed("POST", f"/sessions/{session_id}/approvals", body, idempotency_key)
+        )
+
+    def get_approval(self, approval_id: str, *, wait_seconds: float = 0) -> Approval:
+        """The approval; with ``wait_seconds`` (at most 60) wait that long while it is
+        pending. Reading an outcome stops the heartbeats mentioning it."""
+        return Approval.from_json(
+            self._request(
+                "GET",
+                f"/approvals/{approval_id}",
+                params={"wait_seconds": wait_seconds},
+                timeout=httpx.Timeout(self.timeout, read=self.timeout + wait_seconds),
+            )
+        )
+
+    def wait_for_approval(
+        self,
+        approval_id: str,
+        *,
+        timeout: float | None = None,
+        poll_seconds: float = 30,
+    ) -> Approval:
+        """Long-poll until the approval is no longer pending (or ``timeout`` seconds
+        passed: then the pending approval). Look at ``status`` and ``decision``."""
+        ends = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = poll_seconds if ends is None else min(poll_seconds, ends - time.monotonic())
+            approval = self.get_approval(approval_id, wait_seconds=max(0.0, wait))
+            if not approval.pending or (ends is not None and time.monotonic() >= ends):
+                return approval
+
+    def approvals(self, session_id: str) -> list[Approval]:
+        """The session's approvals, newest first."""
+        return [
+            Approval.from_json(item)
+            for item in self._request("GET", f"/sessions/{session_id}/approvals")
+        ]
 
     def checkpoint(
         self,

@@ -58,14 +58,66 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class ApprovalNotice:
+    """An approval a heartbeat mentions: open, or decided and not read yet."""
+
+    approval_id: str
+    status: str
+    decision: str | None
+    comment: str
+    decided_at: str | None
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     status: str
     recorded: bool
+    # The session's open approvals and the outcomes not read yet (``wait_for_approval``
+    # or ``get_approval`` reads one).
+    approvals: tuple[ApprovalNotice, ...] = ()
 
     @property
     def should_stop(self) -> bool:
         """Staff paused or cancelled the session (or it ended): stop working on it."""
         return self.status != "running"
+
+
+ApprovalStatus = Literal["pending", "approved", "rejected", "expired", "cancelled"]
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A question to staff (docs/api.md, "Approvals"). ``decision`` is the option that
+    applies: the operator's (approved) or the default (expired); None while pending and
+    when rejected (do not go ahead) or cancelled (the session ended)."""
+
+    approval_id: str
+    session_id: str
+    status: ApprovalStatus
+    question: str
+    options: list[str]
+    payload: dict[str, Any]
+    decision: str | None
+    comment: str
+    requested_by: str
+    requested_at: str
+    deadline: str | None
+    default_decision: str | None
+    decided_by: str
+    decided_at: str | None
+
+    @property
+    def pending(self) -> bool:
+        return self.status == "pending"
+
+    @property
+    def approved(self) -> bool:
+        """An option applies (an operator's, or the default at the deadline)."""
+        return self.decision is not None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Approval":
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)

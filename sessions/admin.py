@@ -15,6 +15,7 @@ from sessions.models import (
     AgentSession,
     SessionAccount,
     SessionAccountList,
+    SessionApproval,
     SessionCheckpoint,
     SessionProgress,
     SessionTimes,
@@ -93,6 +94,21 @@ class _SessionStateRowAdmin(ReadOnlyModelAdmin):
 admin.site.register(SessionProgress, _SessionStateRowAdmin)
 admin.site.register(SessionTimes, _SessionStateRowAdmin)
 admin.site.register(SessionAccountList, _SessionStateRowAdmin)
+
+
+@admin.register(SessionApproval)
+class SessionApprovalAdmin(ReadOnlyModelAdmin):
+    """Agents' questions to staff, read-only: decided on the dashboard ("Needs a
+    decision") through ``sessions.services``, each decision with its audit event."""
+
+    list_display = ["question", "session", "status", "decision", "decided_by", "requested_at"]
+    list_filter = ["status", "requested_at"]
+    search_fields = ["=id", "=session__session_id", "question", "decided_by"]
+    list_select_related = ["session"]
+    date_hierarchy = "requested_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SessionApproval]:
+        return super().get_queryset(request).defer(*(f"session__{name}" for name in BULKY_COLUMNS))
 
 
 @admin.register(SessionCheckpoint)

@@ -1,10 +1,12 @@
-"""``/api/v1/sessions`` and ``/api/v1/events``: agents drive sessions and report events.
+"""``/api/v1/sessions``, ``/api/v1/events`` and ``/api/v1/approvals``: agents drive
+sessions, report events and ask staff for decisions.
 
 Handlers parse, call one service or selector with the caller's actor, and shape the
 answer; the lifecycle, validation and auditing all happen in ``sessions.services``.
 """
 
 import functools
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -16,11 +18,15 @@ from access.idempotency import IdempotencyKey, IdempotencyKeyValue, idempotent
 from audit.selectors import audit_events_for_session
 from audit.services import audit_export_record
 from audit.trail.export import JSONL_CONTENT_TYPE, audit_events_jsonl
+from kernel.client_connection import client_disconnected
 from kernel.conditional import IfMatchValue, expected_version
-from sessions import selectors, services
+from sessions import conf, selectors, services
 from sessions.detail import session_detail
-from sessions.exceptions import SessionNotFound
+from sessions.exceptions import ApprovalNotFound, SessionNotFound
+from sessions.models import DECIDED_APPROVAL_STATUSES
 from sessions.schemas import (
+    ApprovalCreateIn,
+    ApprovalOut,
     CheckpointIn,
     CheckpointOut,
     ContextIn,
@@ -41,6 +47,7 @@ from sessions.schemas import (
 
 router = Router(tags=["sessions"])
 events_router = Router(tags=["events"])
+approvals_router = Router(tags=["approvals"])
 
 
 def _own_sessions_only(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,6 +72,8 @@ def _own_sessions_only(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 router.add_decorator(_own_sessions_only)
+
+APPROVALS_LISTED = 200
 
 IfMatch = Header(None, alias="If-Match", description='Expected version, e.g. "7" (409 if not).')
 
@@ -312,8 +321,43 @@ def increment_metrics(
 @router.post("/{session_id}/heartbeat", response=HeartbeatOut, auth=write_access)
 def heartbeat(request: HttpRequest, session_id: str) -> Any:
     """Liveness of a running session; the answer's status tells a paused or cancelled
-    agent to stop. Safe to resend as it is (no Idempotency-Key)."""
-    return services.session_heartbeat(session_id)
+    agent to stop, its ``approvals`` what staff decided. Safe to resend as it is (no
+    Idempotency-Key)."""
+    beat = services.session_heartbeat(session_id)
+    return {
+        "status": beat.status,
+        "recorded": beat.recorded,
+        "at": beat.at,
+        "approvals": selectors.approvals_to_tell(session_id),
+    }
+
+
+@router.post("/{session_id}/approvals", response={201: ApprovalOut}, auth=write_access)
+def request_approval(
+    request: HttpRequest,
+    session_id: str,
+    payload: ApprovalCreateIn,
+    idempotency_key: IdempotencyKeyValue | None = IdempotencyKey,
+) -> Any:
+    """Ask staff for a decision on a running session; wait for it with
+    ``GET /approvals/{id}?wait_seconds=30`` or learn it from a heartbeat."""
+    return idempotent(
+        request,
+        idempotency_key,
+        lambda: services.approval_request(
+            session_id, **payload.dict(), actor=caller(request).actor
+        ),
+        payload=payload,
+        schema=ApprovalOut,
+        status=201,
+    )
+
+
+@router.get("/{session_id}/approvals", response=list[ApprovalOut])
+def list_approvals(request: HttpRequest, session_id: str) -> Any:
+    """The session's approvals, newest first (at most ``APPROVALS_LISTED``)."""
+    _require(session_id)
+    return selectors.approvals_of_session(session_id)[:APPROVALS_LISTED]
 
 
 @router.post("/{session_id}/checkpoints", response={201: CheckpointOut}, auth=write_access)
@@ -376,3 +420,37 @@ def report_events(request: HttpRequest, payload: EventBatchIn) -> Any:
         "duplicates": len(result.duplicates),
         "duplicate_event_ids": result.duplicates,
     }
+
+
+@approvals_router.get("/{approval_id}", response=ApprovalOut)
+def get_approval(
+    request: HttpRequest,
+    approval_id: uuid.UUID,
+    wait_seconds: float = Query(
+        0,
+        ge=0,
+        le=60,
+        description="Wait up to this long while it is pending (a long poll): the answer "
+        "comes as soon as it is decided, expires or is cancelled.",
+    ),
+) -> Any:
+    """The approval, once decided or after ``wait_seconds`` (``status`` pending). An
+    agent's first read of an outcome stops its heartbeats mentioning it."""
+    principal = caller(request)
+    owner = principal.sessions_owner
+    found = selectors.approval_session_creator(approval_id)
+    if found is None or (owner is not None and found[1] != owner):
+        refused = ApprovalNotFound(str(approval_id))
+        if found is not None:
+            record_refusal(
+                request, refused, actor=principal.actor, resource=f"approval:{approval_id}"
+            )
+        raise refused
+    approval = services.approval_wait(
+        approval_id,
+        wait_seconds=min(wait_seconds, conf.approval_wait_max_seconds()),
+        still_wanted=lambda: not client_disconnected(request),
+    )
+    if principal.token is not None and approval.status in DECIDED_APPROVAL_STATUSES:
+        services.approval_mark_delivered(approval.pk, actor=principal.actor)
+    return approval

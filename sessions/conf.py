@@ -89,3 +89,19 @@ def archive_after_days() -> int:
     """Days after it finished that the daily prune archives a session (its checkpoints
     but the last are dropped; its state and audit events stay). 0: never by itself."""
     return int(_get("ARCHIVE_AFTER_DAYS", 30))
+
+
+def approval_wait_max_seconds() -> float:
+    """Longest ``wait_seconds`` a long poll of an approval may ask for."""
+    return float(_get("APPROVAL_WAIT_MAX_SECONDS", 60.0))
+
+
+def approval_wait_fallback_seconds() -> float:
+    """While Redis (which carries the wake-ups) is away, a waiting poll looks at the
+    approval in PostgreSQL this often instead."""
+    return float(_get("APPROVAL_WAIT_FALLBACK_SECONDS", 2.0))
+
+
+def approval_expiry_check_seconds() -> float:
+    """How often beat expires approvals past their deadline with their default decision."""
+    return float(_get("APPROVAL_EXPIRY_CHECK_SECONDS", 60.0))

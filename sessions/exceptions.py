@@ -22,6 +22,12 @@ EVENT_TOO_OLD = (
     "Event {index} is stamped {timestamp}, more than {days} days ago: older than the audit "
     "trail keeps."
 )
+APPROVAL_NOT_FOUND = "Approval {approval_id} does not exist."
+APPROVAL_NOT_PENDING = (
+    "Cannot {action} approval {approval_id}: it is {status} already; only a pending "
+    "approval can be decided."
+)
+APPROVAL_DECISION_NOT_AN_OPTION = "'{decision}' is not one of the options: {options}."
 INVALID_SESSION_ID = (
     "'{session_id}' is not a valid session id: use 1-128 letters, digits, '_', '-', '.' or ':'."
 )
@@ -136,3 +142,34 @@ class EventTooOld(ValidationFailed):
             EVENT_TOO_OLD.format(index=index, timestamp=timestamp, days=days),
             field=f"events.{index}.timestamp",
         )
+
+
+class ApprovalNotFound(NotFound):
+    code = "approval_not_found"
+
+    def __init__(self, approval_id: str) -> None:
+        super().__init__(
+            APPROVAL_NOT_FOUND.format(approval_id=approval_id), approval_id=approval_id
+        )
+
+
+class ApprovalNotPending(Conflict):
+    """The approval was decided, expired or cancelled already; names its status."""
+
+    code = "approval_not_pending"
+
+    def __init__(self, approval_id: str, *, status: str, action: str) -> None:
+        super().__init__(
+            APPROVAL_NOT_PENDING.format(approval_id=approval_id, status=status, action=action),
+            approval_id=approval_id,
+            status=status,
+            action=action,
+        )
+        self.status = status
+
+
+class InvalidApproval(ValidationFailed):
+    """A request or decision that does not fit: too few or repeated options, a decision
+    or default decision that is not an option, a deadline without a default."""
+
+    code = "invalid_approval"

@@ -1,3 +1,4 @@
+import uuid
 from typing import Any
 
 from django.contrib.postgres.fields import ArrayField
@@ -338,3 +339,106 @@ class SessionAccountList(models.Model):
 
     def __str__(self) -> str:
         return f"accounts of {self.session_id} #{self.sequence}"
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+# The outcomes an agent acts on: it is told of them until it has read them.
+DECIDED_APPROVAL_STATUSES = frozenset(
+    {ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.EXPIRED}
+)
+
+
+class SessionApproval(models.Model):
+    """An agent's question to staff, which its session waits on (docs/api.md, "Approvals").
+
+    ``options`` are the possible answers. An operator either approves with one of them
+    (status ``approved``, ``decision`` the option picked) or rejects the request outright
+    (``rejected``, no decision: the agent must not do what it asked about); a comment
+    goes with either. A ``deadline`` needs a ``default_decision``: past it, the request
+    is ``expired`` with that decision. Ending the session cancels what is still pending.
+    The lifecycle is ``sessions.transitions.APPROVAL_TRANSITIONS``; every write goes
+    through ``sessions.services.approvals`` with its audit event.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="approvals")
+    question = models.TextField()
+    options = ArrayField(models.CharField(max_length=200))
+    # What staff are shown to decide on: a recommendation, an email draft.
+    payload = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING
+    )
+    # Null is "no option applies" (pending, rejected, cancelled); no option is blank.
+    decision = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    comment = models.TextField(blank=True, default="")
+    requested_by = models.CharField(max_length=200, blank=True, default="")
+    decided_by = models.CharField(max_length=200, blank=True, default="")
+    requested_at = models.DateTimeField(default=timezone.now)
+    deadline = models.DateTimeField(null=True, blank=True)
+    default_decision = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # When an agent first read the outcome (``GET /approvals/{id}``): until then its
+    # heartbeats mention it.
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "agent_session_approval"
+        ordering = ["-requested_at"]
+        indexes = [
+            models.Index(fields=["session", "requested_at"], name="agent_approval_session_idx"),
+            # "Needs a decision" (oldest first) and the expiry scan.
+            models.Index(
+                fields=["requested_at"],
+                name="agent_approval_open_idx",
+                condition=models.Q(status="pending"),
+            ),
+            models.Index(
+                fields=["deadline"],
+                name="agent_approval_deadline_idx",
+                condition=models.Q(status="pending", deadline__isnull=False),
+            ),
+            # What a heartbeat tells: open, or decided and not yet read by the agent.
+            models.Index(
+                fields=["session"],
+                name="agent_approval_untold_idx",
+                condition=models.Q(status="pending")
+                | models.Q(
+                    status__in=["approved", "rejected", "expired"], delivered_at__isnull=True
+                ),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=ApprovalStatus.values),
+                name="agent_approval_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(deadline__isnull=True)
+                | models.Q(default_decision__isnull=False),
+                name="agent_approval_deadline_has_default",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="pending", decided_at__isnull=True)
+                | (~models.Q(status="pending") & models.Q(decided_at__isnull=False)),
+                name="agent_approval_decided_at",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"approval {self.pk} of {self.session_id} ({self.status})"
+
+    @property
+    def approval_id(self) -> uuid.UUID:
+        return self.pk
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == ApprovalStatus.PENDING

@@ -18,7 +18,8 @@ from pydantic import (
 from kernel.encoding import IsoDateTime
 from kernel.schemas import NOT_BLANK, InputSchema, JsonObjectQuery
 from sessions.hook_events import HookEvent, error_type_of
-from sessions.models import HookName, SessionStatus, SessionType
+from sessions.models import ApprovalStatus, HookName, SessionStatus, SessionType
+from sessions.services.approvals import OPTION_MAX_LENGTH, OPTIONS_MAX, QUESTION_MAX_LENGTH
 from sessions.services.lifecycle import SESSION_ID_PATTERN
 from sessions.transitions import allowed_actions
 
@@ -212,10 +213,23 @@ class MetricsIn(InputSchema):
     )
 
 
+class ApprovalNoticeOut(Schema):
+    approval_id: uuid.UUID
+    status: ApprovalStatus
+    decision: str | None
+    comment: str
+    decided_at: datetime | None
+
+
 class HeartbeatOut(Schema):
     status: SessionStatus
     recorded: bool
     at: datetime | None
+    approvals: list[ApprovalNoticeOut] = Field(
+        default_factory=list,
+        description="The session's open approvals and the outcomes the agent has not "
+        "read yet (GET /approvals/{id} reads one), oldest first.",
+    )
 
 
 class CheckpointIn(InputSchema):
@@ -314,3 +328,72 @@ class EventBatchOut(Schema):
     recorded: int
     duplicates: int
     duplicate_event_ids: list[uuid.UUID]
+
+
+# Approvals (docs/api.md, "Approvals").
+OptionText = Annotated[str, Field(min_length=1, max_length=OPTION_MAX_LENGTH, pattern=NOT_BLANK)]
+
+
+def _deadline_needs_default(schema: dict[str, Any], model: type) -> None:
+    """A deadline comes with its default decision; both are left out rather than null."""
+    schema["dependentRequired"] = {"deadline": ["default_decision"]}
+    for name in ("deadline", "default_decision"):
+        field_schema = schema["properties"][name]
+        branches = [b for b in field_schema.pop("anyOf", []) if b != {"type": "null"}]
+        field_schema.update(branches[0])
+        field_schema.pop("default", None)
+
+
+class ApprovalCreateIn(InputSchema):
+    """A question for staff. Rules only the server can decide (``invalid_approval``):
+    the default decision is one of the options, the deadline is in the future."""
+
+    model_config = ConfigDict(json_schema_extra=_deadline_needs_default)
+
+    # Not blank: the service strips it (NOT_BLANK).
+    question: str = Field(min_length=1, max_length=QUESTION_MAX_LENGTH, pattern=NOT_BLANK)
+    options: list[OptionText] = Field(
+        min_length=2,
+        max_length=OPTIONS_MAX,
+        json_schema_extra={"uniqueItems": True},
+        description="The possible answers; an operator approves with one of them.",
+    )
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What staff are shown to decide on: a recommendation, an email draft.",
+    )
+    deadline: IsoDateTime | None = Field(
+        default=None,
+        description="When the default decision applies if nobody decided (needs one).",
+    )
+    default_decision: OptionText | None = Field(default=None, description="One of the options.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _leave_out_rather_than_null(cls, data: Any) -> Any:
+        given = data._obj if hasattr(data, "_obj") else data
+        if isinstance(given, dict):
+            for name in ("deadline", "default_decision"):
+                if name in given and given[name] is None:
+                    raise ValueError(f"{name}: leave it out rather than send null")
+        return data
+
+
+class ApprovalOut(Schema):
+    approval_id: uuid.UUID
+    session_id: str
+    question: str
+    options: list[str]
+    payload: dict[str, Any]
+    status: ApprovalStatus
+    decision: str | None = Field(
+        description="The option that applies: the operator's (approved) or the default "
+        "(expired); null while pending, and when rejected or cancelled."
+    )
+    comment: str
+    requested_by: str
+    requested_at: datetime
+    deadline: datetime | None
+    default_decision: str | None
+    decided_by: str
+    decided_at: datetime | None

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, F, Func, IntegerField, QuerySet, Value
+from django.db.models import Count, F, Func, IntegerField, Q, QuerySet, Value, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KT, KeyTransform
 from django.db.models.functions import Cast, Coalesce, TruncDate
@@ -19,7 +19,9 @@ from sessions.models import (
     STATE_COLUMNS,
     TERMINAL_STATUSES,
     AgentSession,
+    ApprovalStatus,
     SessionAccount,
+    SessionApproval,
     SessionCheckpoint,
     SessionStatus,
     searchable_context,
@@ -323,4 +325,72 @@ def sessions_needing_attention(*, since: datetime, limit: int = 10) -> QuerySet[
         )
         .defer(*BULKY_COLUMNS, "summary")
         .order_by("-updated_at")[:limit]
+    )
+
+
+def approval_get(approval_id: Any) -> SessionApproval | None:
+    return SessionApproval.objects.filter(pk=approval_id).first()
+
+
+def approval_session_creator(approval_id: Any) -> tuple[str, str] | None:
+    """(session id, who created the session) of an approval, or None: what confinement
+    of agent tokens to their own sessions checks."""
+    row = (
+        SessionApproval.objects.filter(pk=approval_id)
+        .values_list("session_id", "session__created_by")
+        .first()
+    )
+    return (row[0], row[1]) if row is not None else None
+
+
+def approvals_of_session(session_id: str) -> QuerySet[SessionApproval]:
+    """A session's approvals, newest first."""
+    return SessionApproval.objects.filter(session_id=session_id).order_by("-requested_at", "-pk")
+
+
+def approvals_open(*, limit: int = 50) -> tuple[list[SessionApproval], int]:
+    """Pending approvals, the longest waiting first ("Needs a decision"), at most
+    ``limit``, and how many are pending in all (one query: a window count)."""
+    rows = list(
+        SessionApproval.objects.filter(status=ApprovalStatus.PENDING)
+        .select_related("session")
+        .only(
+            "pk",
+            "session_id",
+            "question",
+            "options",
+            "payload",
+            "status",
+            "requested_by",
+            "requested_at",
+            "deadline",
+            "default_decision",
+            "session__session_id",
+            "session__status",
+            "session__owner_id",
+        )
+        .annotate(open_total=Window(Count("*")))
+        .order_by("requested_at", "pk")[:limit]
+    )
+    return rows, (rows[0].open_total if rows else 0)
+
+
+def approvals_to_tell(session_id: str) -> list[dict[str, Any]]:
+    """What a heartbeat tells the agent: the session's open approvals and the outcomes
+    it has not read yet (oldest first; the partial index ``agent_approval_untold_idx``)."""
+    return list(
+        SessionApproval.objects.filter(session_id=session_id)
+        .filter(
+            Q(status=ApprovalStatus.PENDING)
+            | Q(
+                status__in=[
+                    ApprovalStatus.APPROVED,
+                    ApprovalStatus.REJECTED,
+                    ApprovalStatus.EXPIRED,
+                ],
+                delivered_at__isnull=True,
+            )
+        )
+        .order_by("requested_at", "pk")
+        .values("status", "decision", "comment", "decided_at", approval_id=F("id"))
     )

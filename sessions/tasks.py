@@ -7,3 +7,12 @@ def interrupt_stale_sessions() -> list[str]:
     from sessions.services import sessions_interrupt_stale
 
     return sessions_interrupt_stale(actor="task:interrupt_stale_sessions")
+
+
+@shared_task(name="sessions.tasks.expire_approvals")
+def expire_approvals() -> list[str]:
+    """Periodic (beat, every minute): pending approvals past their deadline take their
+    default decision."""
+    from sessions.services import approvals_expire_due
+
+    return approvals_expire_due(actor="task:expire_approvals")

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from django.db import models
 
-from sessions.exceptions import InvalidTransition
-from sessions.models import SessionStatus
+from sessions.exceptions import ApprovalNotPending, InvalidTransition
+from sessions.models import ApprovalStatus, SessionStatus
 
 S = SessionStatus
 
@@ -60,3 +60,39 @@ def transition_target(session_id: str, status: str, action: SessionAction) -> Se
 def allowed_actions(status: str) -> list[SessionAction]:
     """The actions valid from ``status``, in table order (for dashboards and APIs)."""
     return [action for action, t in TRANSITIONS.items() if status in t.sources]
+
+
+# Approvals: pending until staff decide, the deadline passes, or the session ends.
+A = ApprovalStatus
+
+
+class ApprovalAction(models.TextChoices):
+    APPROVE = "approve"  # an operator picks one of the options
+    REJECT = "reject"  # an operator turns the request down (no option)
+    EXPIRE = "expire"  # the deadline passed: the default decision applies
+    CANCEL = "cancel"  # its session ended first
+
+
+@dataclass(frozen=True)
+class ApprovalTransition:
+    sources: frozenset[ApprovalStatus]
+    target: ApprovalStatus
+
+
+APPROVAL_TRANSITIONS: dict[ApprovalAction, ApprovalTransition] = {
+    ApprovalAction.APPROVE: ApprovalTransition(frozenset({A.PENDING}), A.APPROVED),
+    ApprovalAction.REJECT: ApprovalTransition(frozenset({A.PENDING}), A.REJECTED),
+    ApprovalAction.EXPIRE: ApprovalTransition(frozenset({A.PENDING}), A.EXPIRED),
+    ApprovalAction.CANCEL: ApprovalTransition(frozenset({A.PENDING}), A.CANCELLED),
+}
+
+
+def approval_transition_target(
+    approval_id: object, status: str, action: ApprovalAction
+) -> ApprovalStatus:
+    """The status ``action`` leads an approval to from ``status``, or
+    ``ApprovalNotPending`` (every outcome is final)."""
+    transition = APPROVAL_TRANSITIONS[action]
+    if status not in transition.sources:
+        raise ApprovalNotPending(str(approval_id), status=status, action=action.value)
+    return transition.target

@@ -56,6 +56,7 @@ DECIDED_BY_THE_SERVER = {
     "invalid_results": "a batch's results must name its accounts, each once",
     "foreign_session": "a batch's events must be of its session",
     "invalid_audit_search": "since (default: a week ago, by the server's clock) before until",
+    "invalid_approval": "a default decision among the options, a deadline ahead of the clock",
 }
 
 _statuses: Counter[int] = Counter()

@@ -128,6 +128,7 @@ def test_celery_runs_the_one_schedule_with_its_tasks_intervals_and_queues():
     assert {name: entry["task"] for name, entry in beat_schedule().items()} == {
         "scheduling-recover-interrupted-runs": "scheduling.tasks.recover_interrupted_runs",
         "sessions-interrupt-stale": "sessions.tasks.interrupt_stale_sessions",
+        "sessions-expire-approvals": "sessions.tasks.expire_approvals",
         "agents-prune-idempotency-records": "agents.tasks.prune_idempotency_records",
         "agents-flush-auth-failure-summaries": "agents.tasks.flush_auth_failure_summaries",
         "audit-maintain-partitions": "audit.tasks.maintain_audit_partitions",
@@ -143,6 +144,7 @@ def test_drills_shorten_beats_intervals_through_the_environment():
         "print(json.dumps({k: [v['schedule'], v.get('options')] "
         "for k, v in app.conf.beat_schedule.items()}))",
         SESSION_STALE_CHECK_SECONDS="1",
+        SESSION_APPROVAL_EXPIRY_CHECK_SECONDS="5",
         SCHEDULING_RECOVERY_CHECK_SECONDS="2",
         AUTH_FAILURE_FLUSH_SECONDS="3",
         AUDIT_SEAL_INTERVAL_SECONDS="4",
@@ -151,6 +153,7 @@ def test_drills_shorten_beats_intervals_through_the_environment():
     assert schedule == {
         "scheduling-recover-interrupted-runs": [2.0, None],
         "sessions-interrupt-stale": [1.0, None],
+        "sessions-expire-approvals": [5.0, None],
         "agents-prune-idempotency-records": [3600.0, None],
         "agents-flush-auth-failure-summaries": [3.0, None],
         "audit-maintain-partitions": [86400.0, {"queue": "maintenance"}],

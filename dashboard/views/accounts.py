@@ -1,10 +1,9 @@
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from dashboard import conf
 from dashboard.access import VIEW_REVIEWS, VIEW_SESSIONS, staff_view
 from dashboard.forms import ResultFilterForm
-from dashboard.paging import cursor_page, has_filters
+from dashboard.paging import filtered_page, has_filters
 from scheduling.selectors import account_history_page
 from sessions.selectors import sessions_list
 
@@ -16,15 +15,7 @@ def account_detail(request: HttpRequest, account_id: str) -> HttpResponse:
     """One account's results across runs, newest first, and the sessions that reviewed
     it. Accounts live in the CRM: an id no run has seen is an empty history, not a 404."""
     form = ResultFilterForm(request.GET)
-    history = None
-    if form.is_valid():
-        filters = form.selector_filters()
-        history = cursor_page(
-            request,
-            lambda cursor: account_history_page(
-                account_id, **filters, cursor=cursor, limit=conf.page_size()
-            ),
-        )
+    history = filtered_page(request, form, account_history_page, account_id)
     sessions = None
     if request.user.has_perm(VIEW_SESSIONS):
         sessions = sessions_list(account_id=account_id, limit=SESSIONS_SHOWN)

@@ -5,6 +5,7 @@ from django.utils import timezone
 from dashboard import conf
 from dashboard.access import VIEW_SESSIONS, staff_view
 from dashboard.overview import active_sessions, overview_build
+from dashboard.views.approvals import open_approvals_context
 from sessions.models import SessionStatus
 
 
@@ -21,6 +22,7 @@ def overview(request: HttpRequest) -> HttpResponse:
             "statuses": SessionStatus.values,
             "active": active_sessions(),
             "refresh_seconds": conf.refresh_seconds(),
+            **open_approvals_context(request),
         },
     )
 

@@ -13,7 +13,7 @@ from dashboard.exports import (
     run_results_filename,
 )
 from dashboard.forms import ResultFilterForm
-from dashboard.paging import cursor_page, has_filters
+from dashboard.paging import filtered_page, has_filters
 from scheduling.models import (
     ACTIVE_EXECUTION_STATUSES,
     BatchStatus,
@@ -51,15 +51,7 @@ def _progress_context(execution_id: uuid.UUID, status: str) -> dict[str, Any]:
 def _run_page(
     request: HttpRequest, execution: ScheduleExecution, form: ResultFilterForm, *, status: int
 ) -> HttpResponse:
-    results = None
-    if form.is_valid():
-        filters = form.selector_filters()
-        results = cursor_page(
-            request,
-            lambda cursor: account_reviews_page(
-                execution.pk, **filters, cursor=cursor, limit=conf.page_size()
-            ),
-        )
+    results = filtered_page(request, form, account_reviews_page, execution.pk)
     query = request.GET.copy()
     query.pop("cursor", None)
     return render(

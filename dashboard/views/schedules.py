@@ -17,7 +17,7 @@ from dashboard.access import (
 )
 from dashboard.controls import REVIEW_CONTROLS, perform, review_controls_for
 from dashboard.forms import ExecutionFilterForm, PauseNoteForm, ReviewFilterForm, ReviewForm
-from dashboard.paging import cursor_page, has_filters
+from dashboard.paging import cursor_page, filtered_page, has_filters
 from scheduling import services
 from scheduling.models import ScheduledReview
 from scheduling.recurrence import Recurrence, describe, zone
@@ -36,15 +36,7 @@ def _review_or_404(review_id: int) -> ScheduledReview:
 @staff_view(VIEW_REVIEWS)
 def schedule_list(request: HttpRequest) -> HttpResponse:
     form = ReviewFilterForm(request.GET)
-    page = None
-    if form.is_valid():
-        filters = form.selector_filters()
-        page = cursor_page(
-            request,
-            lambda cursor: reviews_page(
-                **filters, with_last_run=True, cursor=cursor, limit=conf.page_size()
-            ),
-        )
+    page = filtered_page(request, form, reviews_page, with_last_run=True)
     rows = [(review, describe(Recurrence.of(review))) for review in page.items] if page else []
     return render(
         request,

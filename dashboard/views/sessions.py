@@ -10,17 +10,24 @@ from dashboard import conf
 from dashboard.access import CONTROL_SESSIONS, VIEW_SESSIONS, staff_view
 from dashboard.controls import SESSION_CONTROLS, perform, session_controls_for
 from dashboard.forms import ReasonForm, SessionFilterForm
-from dashboard.paging import cursor_page, has_filters
+from dashboard.paging import cursor_page, filtered_page, has_filters
 from dashboard.waterfall import waterfalls
 from scheduling.selectors import execution_of_session
 from sessions.models import ACTIVE_STATUSES, AgentSession
-from sessions.selectors import session_checkpoints, session_get, session_progress, sessions_list
+from sessions.selectors import (
+    approvals_of_session,
+    session_checkpoints,
+    session_get,
+    session_progress,
+    sessions_list,
+)
 from sessions.state import SessionContext, SessionMetrics
 from traces import conf as traces_conf
 from traces.models import Span
 from traces.selectors import session_span_count, session_spans, session_usage_by_model, span_get
 
 CHECKPOINTS_SHOWN = 20
+APPROVALS_SHOWN = 50
 ACCOUNTS_SHOWN = 60
 WATERFALL_SPANS = 500  # drawn on the page; the count says how many more there are
 
@@ -28,13 +35,7 @@ WATERFALL_SPANS = 500  # drawn on the page; the count says how many more there a
 @staff_view(VIEW_SESSIONS)
 def session_list(request: HttpRequest) -> HttpResponse:
     form = SessionFilterForm(request.GET)
-    page = None
-    if form.is_valid():
-        filters = form.selector_filters()
-        page = cursor_page(
-            request,
-            lambda cursor: sessions_list(**filters, cursor=cursor, limit=conf.page_size()),
-        )
+    page = filtered_page(request, form, sessions_list)
     return render(
         request,
         "dashboard/sessions.html",
@@ -95,6 +96,8 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
             "timeline": timeline,
             "timeline_form": timeline_form,
             "controls": session_controls_for(session.status) if can_control else [],
+            "approvals": list(approvals_of_session(session.session_id)[:APPROVALS_SHOWN]),
+            "can_decide": can_control,
             "progress": session_progress(session.session_id),
             "live": session.status in ACTIVE_STATUSES,
             "refresh_seconds": conf.refresh_seconds(),

@@ -86,6 +86,18 @@ def _play(session_id: str, final_status: str, session_type: str, rng: random.Ran
             },
             actor=DEMO_ACTOR,
         )
+    if session_id == "session_demo_006":
+        # An agent waiting on staff: the overview's "Needs a decision".
+        services.approval_request(
+            session_id,
+            question=f"Send the renewal offer to {accounts[0]}'s buyer?",
+            options=["send", "hold"],
+            payload={
+                "recommendation": "Renew at a 5% discount: usage grew 40% this quarter.",
+                "email": "Dear Ms. Laurent, thank you for another year with us ...",
+            },
+            actor=DEMO_ACTOR,
+        )
     if final_status == "completed":
         services.session_complete(session_id, actor=DEMO_ACTOR)
     elif final_status == "failed":

@@ -241,6 +241,15 @@ SERGAS_SESSIONS = {
             "EVENTS_DEDUPE_WINDOW_SECONDS": ("EVENTS_DEDUPE_WINDOW_SECONDS", env.int),
             "EVENTS_MAX_FUTURE_SECONDS": ("EVENTS_MAX_FUTURE_SECONDS", env.int),
             "EVENTS_MAX_AGE_DAYS": ("EVENTS_MAX_AGE_DAYS", env.int),
+            "APPROVAL_WAIT_MAX_SECONDS": ("SESSION_APPROVAL_WAIT_MAX_SECONDS", env.float),
+            "APPROVAL_WAIT_FALLBACK_SECONDS": (
+                "SESSION_APPROVAL_WAIT_FALLBACK_SECONDS",
+                env.float,
+            ),
+            "APPROVAL_EXPIRY_CHECK_SECONDS": (
+                "SESSION_APPROVAL_EXPIRY_CHECK_SECONDS",
+                env.float,
+            ),
         },
     ),
     # Called by every lifecycle transition, in the lock order (sessions/owners.py).

@@ -2,6 +2,16 @@
 bumps its version and records the audit event together."""
 
 from sessions.services._write import lock_session
+from sessions.services.approvals import (
+    approval_approve,
+    approval_expire,
+    approval_mark_delivered,
+    approval_reject,
+    approval_request,
+    approval_wait,
+    approvals_cancel_for_session,
+    approvals_expire_due,
+)
 from sessions.services.bulk import (
     NewSession,
     sessions_cancel_unstarted,
@@ -42,6 +52,14 @@ __all__ = [
     "Heartbeat",
     "NewSession",
     "apply_transition",
+    "approval_approve",
+    "approval_expire",
+    "approval_mark_delivered",
+    "approval_reject",
+    "approval_request",
+    "approval_wait",
+    "approvals_cancel_for_session",
+    "approvals_expire_due",
     "hook_events_record",
     "lock_session",
     "new_session_id",

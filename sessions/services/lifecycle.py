@@ -25,6 +25,7 @@ from sessions.services._write import (
     resource_of,
     save_session,
 )
+from sessions.services.approvals import approvals_cancel_for_session
 from sessions.state import SessionContext, SessionMetrics
 from sessions.summary import session_summary_compute
 from sessions.transitions import SessionAction, transition_target
@@ -130,8 +131,9 @@ def apply_transition(
     """Move a locked ``session`` by ``action``, setting the timestamps the action implies.
 
     Raises ``InvalidTransition`` (naming the current status) if the table forbids it.
-    Whatever ends a session (an agent, staff, a task) stores its ``summary`` and, once
-    committed, observes ``orchestrator_session_duration_seconds``. The session's owners
+    Whatever ends a session (an agent, staff, a task) stores its ``summary``, cancels its
+    pending approvals and, once committed, observes
+    ``orchestrator_session_duration_seconds``. The session's owners
     follow in the same transaction (sessions/owners.py): lock the session with
     ``lock_session_for_transition`` so that they could lock what comes before it.
     """
@@ -172,6 +174,10 @@ def apply_transition(
     )
     for owner in session_owners():
         owner.follow(session, action, previous=previous, actor=actor)
+    if target in TERMINAL_STATUSES:
+        # Nobody is left to act on an answer; approvals come after runs and batches in
+        # the lock order, hence after the owners.
+        approvals_cancel_for_session(session.session_id, actor=actor, reason=f"session {target}")
     return session
 
 

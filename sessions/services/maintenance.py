@@ -5,14 +5,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.models import AuditEventType
 from audit.services import SYSTEM_ACTOR
 from sessions import conf
-from sessions.models import TERMINAL_STATUSES, AgentSession, SessionCheckpoint, SessionStatus
+from sessions.models import (
+    TERMINAL_STATUSES,
+    AgentSession,
+    ApprovalStatus,
+    SessionApproval,
+    SessionCheckpoint,
+    SessionStatus,
+)
 from sessions.selectors import sessions_archivable
 from sessions.services._write import lock_session, lock_session_for_transition, save_session
 from sessions.services.lifecycle import apply_transition
@@ -24,10 +31,23 @@ def _stale_cutoff(timeout_seconds: int | None) -> datetime:
     return timezone.now() - timedelta(seconds=seconds)
 
 
+def _waiting_on_staff(cutoff: datetime) -> Q:
+    """Sessions with an open approval, or one decided since ``cutoff``: an agent waiting
+    for staff sends no heartbeats, and gets a whole timeout to resume after the answer."""
+    return Q(
+        Exists(
+            SessionApproval.objects.filter(session_id=OuterRef("pk")).filter(
+                Q(status=ApprovalStatus.PENDING) | Q(decided_at__gte=cutoff)
+            )
+        )
+    )
+
+
 def sessions_interrupt_stale(
     *, timeout_seconds: int | None = None, actor: str = SYSTEM_ACTOR
 ) -> list[str]:
-    """Mark ``interrupted`` every running session silent for longer than the timeout.
+    """Mark ``interrupted`` every running session silent for longer than the timeout,
+    unless it waits on staff (an open approval, or one decided within the timeout).
 
     Each session is re-checked under its row lock, so a heartbeat or a completion that
     lands between the scan and the lock wins and the session is left alone.
@@ -37,6 +57,7 @@ def sessions_interrupt_stale(
         AgentSession.objects.filter(status=SessionStatus.RUNNING)
         .annotate(seen=Coalesce("last_heartbeat_at", "started_at", "updated_at"))
         .filter(seen__lt=cutoff)
+        .exclude(_waiting_on_staff(cutoff))
         .values_list("session_id", flat=True)
     )
     interrupted = []
@@ -45,6 +66,10 @@ def sessions_interrupt_stale(
             session = lock_session_for_transition(session_id)
             seen = session.last_heartbeat_at or session.started_at or session.updated_at
             if session.status != SessionStatus.RUNNING or seen >= cutoff:
+                continue
+            # An approval is opened under the session's lock, so this sees any opened
+            # before we took it.
+            if AgentSession.objects.filter(_waiting_on_staff(cutoff), pk=session_id).exists():
                 continue
             apply_transition(
                 session,

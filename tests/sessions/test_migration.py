@@ -126,6 +126,15 @@ def _relfilenodes():
         return dict(cursor.fetchall())
 
 
+@pytest.fixture(autouse=True)
+def _latest_schema_afterwards():
+    """The next tests need every migration applied, later ones included."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 def test_the_migration_keeps_every_state_and_old_checkpoints_restore_exactly():
     old = _migrate(BEFORE)
     try:
