@@ -126,7 +126,10 @@ def _trace(request: HttpRequest, session: AgentSession, spans: list[Span]) -> di
         ),
         "selected_span": selected,
         "selected_key": selected_key if selected else "",
-        "usage": session_usage_by_model(session.session_id, since=session.created_at),
+        # A session without spans has no usage to sum: no query for it.
+        "usage": (
+            session_usage_by_model(session.session_id, since=session.created_at) if spans else []
+        ),
         "retention_days": traces_conf.retention_days(),
     }
 
