@@ -30,6 +30,7 @@ serve:
 	rm -rf $(METRICS_DIR) && mkdir -p $(METRICS_DIR)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py maintain_audit_partitions
+	$(PY) manage.py maintain_trace_partitions
 	$(PY) manage.py seed_demo --agent-token-file var/demo-agent.token
 	@echo ""
 	@echo "  Sergas is starting at http://$(HOST):$(PORT)/  (the dashboard; admin: http://$(HOST):$(PORT)/admin/)"

@@ -5,7 +5,9 @@ can store (the checks themselves are ``kernel.schemas``, shared with the schemas
 mode="view")``):
 
 1. a body over ``API_MAX_BODY_BYTES`` is refused from its ``Content-Length``, unread (413);
-2. a body is parsed once, here: invalid JSON or UTF-8 is 400 ``bad_request``, nesting
+   an operation that decodes its own body (``reads_raw_body``: OTLP's protobuf or gzip,
+   traces/api.py) gets only this check, and bounds what it decodes itself;
+2. any other body is parsed once, here: invalid JSON or UTF-8 is 400 ``bad_request``, nesting
    deeper than ``API_MAX_JSON_DEPTH`` is 422 ``json_too_deep`` (Python's parser and
    pydantic would otherwise fail deep inside with a 500);
 3. text PostgreSQL cannot store (NUL characters, lone UTF-16 surrogates) is 422
@@ -31,6 +33,12 @@ from kernel.schemas import InvalidText, JSONTooDeep, check_json, unstorable
 MALFORMED_BODY = "The request body is not valid JSON in UTF-8: {reason}."
 PATH_NOT_FOUND = "Not found."
 _PARSED = "_sergas_parsed_body"
+# Set (``reads_raw_body``) by an operation that decodes its own body, such as OTLP's
+# protobuf or gzip: the guard checks its size, and leaves its content to the operation.
+RAW_BODY = "_sergas_raw_body"
+# Set (``answers_errors_with``) by an operation that speaks another protocol (OTLP/HTTP: a
+# google.rpc.Status): ``sergas.api.error_response`` renders the error through it.
+ERROR_FORM = "_sergas_error_form"
 
 
 class MalformedBody(DomainError):
@@ -58,6 +66,18 @@ def _parse(request: HttpRequest) -> None:
         raise MalformedBody(str(exc).split(":")[0].lower()) from None
     check_json(data, max_depth=agents_conf.max_json_depth(), raw=request.body)
     setattr(request, _PARSED, data)
+
+
+def reads_raw_body(request: HttpRequest) -> None:
+    """Mark ``request`` as one whose body its operation decodes (call before the guard)."""
+    setattr(request, RAW_BODY, True)
+
+
+def answers_errors_with(
+    request: HttpRequest, render: Callable[[int, str, str], HttpResponse]
+) -> None:
+    """Have ``request``'s errors rendered by ``render(status, code, detail)``."""
+    setattr(request, ERROR_FORM, render)
 
 
 ErrorAnswer = Callable[[HttpRequest, Exception], HttpResponse]
@@ -91,7 +111,7 @@ def _guarded(run: Callable[..., HttpResponse], answer: ErrorAnswer) -> Callable[
             for key, values in request.GET.lists():
                 if unstorable(key) or any(unstorable(value) for value in values):
                     raise InvalidText(key)
-            if request.body:
+            if request.body and not getattr(request, RAW_BODY, False):
                 _parse(request)
         except DomainError as exc:
             return answer(request, exc)

@@ -2,8 +2,9 @@
 queries whatever the data: counts and charts are aggregates computed in PostgreSQL)."""
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from cachetools import TTLCache
 
@@ -25,11 +26,13 @@ from sessions.selectors import (
     sessions_finished_per_day,
     sessions_needing_attention,
 )
+from traces.selectors import ModelUsage, usage_by_model
 
 ATTENTION_WINDOW = timedelta(days=7)
 CHART_DAYS = 14
 CHART_HOURS = 24
 ACTIVE_SHOWN = 20
+USAGE_WINDOW = timedelta(hours=24)
 
 # Bottom-up order of the outcome bars, and their colour classes.
 OUTCOMES = [SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED]
@@ -45,6 +48,12 @@ class Overview:
     charts: list[Chart]
     # Audit events waiting in the default partition: an operator's job (docs/operations.md).
     audit_default_rows: int = 0
+    # Tokens and cost of the model calls traced in the last USAGE_WINDOW, by model.
+    model_usage: list[ModelUsage] = field(default_factory=list)
+
+    @property
+    def model_cost_usd(self) -> Decimal:
+        return sum((row.cost_usd for row in self.model_usage), Decimal(0))
 
 
 def active_sessions() -> list[SessionProgress]:
@@ -90,6 +99,7 @@ def _overview_compute(now: datetime) -> Overview:
         ),
         charts=[outcome_chart(now), start_lag_chart(now), tool_error_chart(now)],
         audit_default_rows=audit_default_partition_rows(),
+        model_usage=usage_by_model(since=now - USAGE_WINDOW),
     )
 
 

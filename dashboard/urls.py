@@ -17,6 +17,11 @@ urlpatterns = [
         name="session_progress",
     ),
     path(
+        "sessions/<str:session_id>/spans/<str:trace_id>/<str:span_id>",
+        sessions.session_span_fragment,
+        name="session_span",
+    ),
+    path(
         "sessions/<str:session_id>/<slug:action>",
         sessions.session_control,
         name="session_control",

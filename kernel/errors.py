@@ -60,6 +60,12 @@ class PayloadTooLarge(DomainError):
         self.limit = limit
 
 
+class UnsupportedMediaType(DomainError):
+    """A body in a media type or content encoding the operation does not read (HTTP 415)."""
+
+    code = "unsupported_media_type"
+
+
 class RateLimited(DomainError):
     """Too many requests for the caller's rate (HTTP 429); ``retry_after`` in seconds."""
 

@@ -13,9 +13,9 @@ from ninja import NinjaAPI, Router
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from access import conf as agents_conf
-from access.auth import ApiAuth, admin_access, read_access, work_access
+from access.auth import ApiAuth, admin_access, read_access, work_access, write_access
 from access.exceptions import CallerThrottled
-from access.inputs import GuardedParser, request_guard
+from access.inputs import ERROR_FORM, GuardedParser, request_guard
 from access.throttling import CallerRateThrottle
 from kernel.availability import DatabaseUnavailable, log_outage
 from kernel.encoding import PreciseJSONRenderer
@@ -28,6 +28,7 @@ from kernel.errors import (
     PermissionDenied,
     RateLimited,
     ServiceUnavailable,
+    UnsupportedMediaType,
     ValidationFailed,
 )
 from sergas.openapi import document_errors
@@ -44,6 +45,8 @@ V1_ROUTERS: list[tuple[str, str, ApiAuth]] = [
     ("/accounts", "scheduling.api.accounts_router", read_access),
     ("/work", "scheduling.work_api.router", work_access),
     ("/audit", "audit.api.router", admin_access),
+    # OTLP/HTTP trace export: writes spans, so the write scope for the whole router.
+    ("/otlp", "traces.api.router", write_access),
 ]
 
 # The base classes of kernel.errors and their statuses; any other DomainError is a 400.
@@ -53,6 +56,7 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
     (ValidationFailed, 422),
     (RateLimited, 429),
     (ServiceUnavailable, 503),
@@ -100,9 +104,13 @@ def error_response(
 ) -> HttpResponse:
     """The one error shape: ``{"code", "detail"}`` plus the error's context (``field``,
     ``status``, ``limit``, ...)."""
-    body = {"code": code, "detail": detail}
-    body.update({key: value for key, value in context.items() if key not in body})
-    response = api.create_response(request, body, status=http_status)
+    render = getattr(request, ERROR_FORM, None)
+    if render is not None:
+        response = render(http_status, code, detail)
+    else:
+        body = {"code": code, "detail": detail}
+        body.update({key: value for key, value in context.items() if key not in body})
+        response = api.create_response(request, body, status=http_status)
     if http_status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="sergas"'
     return response

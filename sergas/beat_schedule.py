@@ -50,6 +50,12 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "task": "housekeeping.tasks.prune",
             "schedule": DAY,
         },
+        # DDL too: the coming days' trace_span partitions, days past their retention.
+        "traces-maintain-partitions": {
+            "task": "traces.tasks.maintain_trace_partitions",
+            "schedule": 6 * HOUR,
+            "options": {"queue": audit_conf.maintenance_queue()},
+        },
         "audit-seal-events": {
             "task": "audit.tasks.seal_audit_events",
             "schedule": float(audit_conf.seal_interval_seconds()),

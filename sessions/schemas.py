@@ -200,6 +200,8 @@ class MetricCountersIn(CountersIn):
     cache_misses: Increment | None = None
     token_usage: Increment | None = None
     error_count: Increment | None = None
+    input_tokens: Increment | None = None
+    output_tokens: Increment | None = None
 
 
 class MetricsIn(InputSchema):

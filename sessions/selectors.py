@@ -1,6 +1,6 @@
 """Reads of agent sessions."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -58,6 +58,14 @@ def sessions_list_active(*, orchestrator_id: str | None = None) -> QuerySet[Agen
 
 def session_exists(session_id: str) -> bool:
     return AgentSession.objects.filter(pk=session_id).exists()
+
+
+def session_ids_existing(session_ids: Iterable[str], *, created_by: str | None = None) -> set[str]:
+    """Which of ``session_ids`` exist (and, with ``created_by``, that actor created)."""
+    queryset = AgentSession.objects.filter(pk__in=list(session_ids))
+    if created_by is not None:
+        queryset = queryset.filter(created_by=created_by)
+    return set(queryset.values_list("session_id", flat=True))
 
 
 def session_creator(session_id: str) -> str | None:

@@ -5,6 +5,7 @@ real types (sets stay sets); ``dump`` gives the canonical JSON form (sets as sor
 """
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import (
@@ -119,6 +120,11 @@ class SessionMetrics(BaseModel):
     cache_misses: NonNegativeInt = 0
     token_usage: NonNegativeInt = 0
     error_count: NonNegativeInt = 0
+    # Model usage from the session's traces (traces app): tokens in and out, and their
+    # cost by the price table. Rows stored before they existed read as 0.
+    input_tokens: NonNegativeInt = 0
+    output_tokens: NonNegativeInt = 0
+    cost_usd: Annotated[Decimal, Field(ge=0, decimal_places=6)] = Decimal(0)
 
     COUNTERS: ClassVar[frozenset[str]] = frozenset(
         {
@@ -128,8 +134,15 @@ class SessionMetrics(BaseModel):
             "cache_misses",
             "token_usage",
             "error_count",
+            "input_tokens",
+            "output_tokens",
         }
     )
+
+    @field_serializer("cost_usd")
+    def _cost_text(self, value: Decimal) -> str:
+        # A decimal string, exact (as AccountReview.cost_usd answers).
+        return f"{value.quantize(Decimal('0.000001'))}"
 
     @classmethod
     def load(cls, data: dict[str, Any] | None) -> "SessionMetrics":
@@ -143,10 +156,18 @@ class SessionMetrics(BaseModel):
         return self.model_dump(mode="json", exclude={ROW_EXCLUDED_METRICS})
 
     def increment(
-        self, counters: dict[str, int], processing_times_ms: list[int] | None = None
+        self,
+        counters: dict[str, int],
+        processing_times_ms: list[int] | None = None,
+        *,
+        cost_usd: Decimal | None = None,
     ) -> "SessionMetrics":
-        """Add ``counters`` to the counters and append ``processing_times_ms``."""
+        """Add ``counters`` (and ``cost_usd``) and append ``processing_times_ms``."""
         data = self.model_copy(deep=True).__dict__
+        if cost_usd is not None:
+            if cost_usd < 0:
+                raise InvalidSessionState("cost_usd must not be negative", field="cost_usd")
+            data["cost_usd"] += cost_usd
         for name, amount in counters.items():
             if name not in self.COUNTERS:
                 raise InvalidSessionState(

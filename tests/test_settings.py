@@ -60,6 +60,7 @@ def test_without_the_environment_every_default_comes_from_the_apps_conf():
         "SERGAS_DASHBOARD": {},
         "SERGAS_SCHEDULING": {},
         "SERGAS_SESSIONS": {"OWNERS": ["scheduling.session_owner.ScheduledRunOwner"]},
+        "SERGAS_TRACES": {},
     }
 
 
@@ -132,6 +133,7 @@ def test_celery_runs_the_one_schedule_with_its_tasks_intervals_and_queues():
         "agents-flush-auth-failure-summaries": "agents.tasks.flush_auth_failure_summaries",
         "audit-maintain-partitions": "audit.tasks.maintain_audit_partitions",
         "housekeeping-prune": "housekeeping.tasks.prune",
+        "traces-maintain-partitions": "traces.tasks.maintain_trace_partitions",
         "audit-seal-events": "audit.tasks.seal_audit_events",
     }
 
@@ -156,5 +158,20 @@ def test_drills_shorten_beats_intervals_through_the_environment():
         "agents-flush-auth-failure-summaries": [3.0, None],
         "audit-maintain-partitions": [86400.0, {"queue": "maintenance"}],
         "housekeeping-prune": [86400.0, None],
+        "traces-maintain-partitions": [21600.0, {"queue": "maintenance"}],
         "audit-seal-events": [4.0, None],
     }
+
+
+def test_the_traces_variables_set_its_knobs_and_conf_holds_the_defaults():
+    read = (
+        "from traces import conf as t; import json; "
+        "print(json.dumps([t.retention_days(), t.premake_days(), "
+        "{m: [str(i), str(o)] for m, (i, o) in t.model_prices().items()}]))"
+    )
+    assert _in_a_process(read) == [30, 7, {}]
+    assert _in_a_process(
+        read,
+        TRACES_RETENTION_DAYS="14",
+        TRACES_MODEL_PRICES='{"claude-sonnet-4": {"input": 3, "output": "15.5"}}',
+    ) == [14, 7, {"claude-sonnet-4": ["3", "15.5"]}]

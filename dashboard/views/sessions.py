@@ -11,6 +11,7 @@ from dashboard.access import CONTROL_SESSIONS, VIEW_SESSIONS, staff_view
 from dashboard.controls import SESSION_CONTROLS, perform, session_controls_for
 from dashboard.forms import ReasonForm, SessionFilterForm
 from dashboard.paging import cursor_page, filtered_page, has_filters
+from dashboard.waterfall import waterfalls
 from scheduling.selectors import execution_of_session
 from sessions.models import ACTIVE_STATUSES, AgentSession
 from sessions.selectors import (
@@ -21,10 +22,14 @@ from sessions.selectors import (
     sessions_list,
 )
 from sessions.state import SessionContext, SessionMetrics
+from traces import conf as traces_conf
+from traces.models import Span
+from traces.selectors import session_span_count, session_spans, session_usage_by_model, span_get
 
 CHECKPOINTS_SHOWN = 20
 APPROVALS_SHOWN = 50
 ACCOUNTS_SHOWN = 60
+WATERFALL_SPANS = 500  # drawn on the page; the count says how many more there are
 
 
 @staff_view(VIEW_SESSIONS)
@@ -71,6 +76,7 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
         ),
     )
     can_control = request.user.has_perm(CONTROL_SESSIONS)
+    spans = session_spans(session.session_id, since=session.created_at, limit=WATERFALL_SPANS)
     return render(
         request,
         "dashboard/session_detail.html",
@@ -95,8 +101,49 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
             "progress": session_progress(session.session_id),
             "live": session.status in ACTIVE_STATUSES,
             "refresh_seconds": conf.refresh_seconds(),
+            **_trace(request, session, spans),
         },
     )
+
+
+def _trace(request: HttpRequest, session: AgentSession, spans: list[Span]) -> dict:
+    """The trace section: its waterfalls, the span chosen by ``?span=<trace>-<span>``
+    (the page without JavaScript; htmx loads ``session_span_fragment`` instead), usage."""
+    selected_key = request.GET.get("span", "")
+    trace_id, _, span_id = selected_key.partition("-")
+    selected = (
+        span_get(session.session_id, trace_id, span_id, since=session.created_at)
+        if trace_id and span_id
+        else None
+    )
+    return {
+        "waterfalls": waterfalls(spans),
+        "waterfall_spans": WATERFALL_SPANS,
+        "span_count": (
+            len(spans)
+            if len(spans) < WATERFALL_SPANS
+            else session_span_count(session.session_id, since=session.created_at)
+        ),
+        "selected_span": selected,
+        "selected_key": selected_key if selected else "",
+        # A session without spans has no usage to sum: no query for it.
+        "usage": (
+            session_usage_by_model(session.session_id, since=session.created_at) if spans else []
+        ),
+        "retention_days": traces_conf.retention_days(),
+    }
+
+
+@staff_view(VIEW_SESSIONS)
+def session_span_fragment(
+    request: HttpRequest, session_id: str, trace_id: str, span_id: str
+) -> HttpResponse:
+    """One span's attributes (htmx, on a click in the waterfall)."""
+    session = _session_or_404(session_id)
+    span = span_get(session_id, trace_id, span_id, since=session.created_at)
+    if span is None:
+        raise Http404(f"Span {trace_id}/{span_id} of {session_id} does not exist.")
+    return render(request, "dashboard/_span_detail.html", {"span": span})
 
 
 @staff_view(VIEW_SESSIONS)

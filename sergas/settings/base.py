@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "audit.apps.AuditConfig",
     "access.apps.AccessConfig",
     "housekeeping.apps.HousekeepingConfig",
+    "traces.apps.TracesConfig",
     "demo.apps.DemoConfig",
     "sergas.apps.SergasConfig",
 ]
@@ -321,6 +322,21 @@ SERGAS_AUDIT = knobs_from_env(
         "WITNESS_URLS": ("AUDIT_WITNESS_URLS", env.list),
         "WITNESS_TOKEN": ("AUDIT_WITNESS_TOKEN", env.str),
         "WITNESS_OPT_OUT": ("AUDIT_WITNESS_OPT_OUT", env.bool),
+    },
+)
+
+# Spans of OpenTelemetry traces (docs/api.md "OpenTelemetry traces", docs/operations.md
+# "Traces"). TRACES_MODEL_PRICES is JSON: {"claude-sonnet-4": {"input": 3, "output": 15}},
+# USD per million tokens.
+SERGAS_TRACES = knobs_from_env(
+    env,
+    {
+        "RETENTION_DAYS": ("TRACES_RETENTION_DAYS", env.int),
+        "PREMAKE_DAYS": ("TRACES_PREMAKE_DAYS", env.int),
+        "MAX_DECODED_BYTES": ("TRACES_MAX_DECODED_BYTES", env.int),
+        "MAX_FUTURE_SECONDS": ("TRACES_MAX_FUTURE_SECONDS", env.int),
+        "DDL_LOCK_TIMEOUT_SECONDS": ("TRACES_DDL_LOCK_TIMEOUT_SECONDS", env.int),
+        "MODEL_PRICES": ("TRACES_MODEL_PRICES", env.json),
     },
 )
 

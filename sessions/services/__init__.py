@@ -45,6 +45,7 @@ from sessions.services.updates import (
     session_update_context,
     session_update_metrics,
 )
+from sessions.services.usage import session_record_usage
 
 __all__ = [
     "CleanupResult",
@@ -71,6 +72,7 @@ __all__ = [
     "session_heartbeat",
     "session_interrupt",
     "session_pause",
+    "session_record_usage",
     "session_recover",
     "session_resume",
     "session_scope",

@@ -6,6 +6,7 @@ what is newer than N. Call everything here under the session's row lock.
 """
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection
@@ -49,13 +50,17 @@ def context_apply(
 
 
 def metrics_apply(
-    session: AgentSession, counters: dict[str, int], processing_times_ms: list[int] | None
+    session: AgentSession,
+    counters: dict[str, int],
+    processing_times_ms: list[int] | None,
+    *,
+    cost_usd: Decimal | None = None,
 ) -> list[str]:
-    """Add ``counters`` to the row's metrics and append the processing times as a row of
-    their own. Returns the row fields to save."""
+    """Add ``counters`` (and ``cost_usd``) to the row's metrics and append the processing
+    times as a row of their own. Returns the row fields to save."""
     fields = _upgrade(session)
     row = {k: v for k, v in session.stored_metrics.items() if k != ROW_EXCLUDED_METRICS}
-    metrics = SessionMetrics.load(row).increment(counters, processing_times_ms)
+    metrics = SessionMetrics.load(row).increment(counters, processing_times_ms, cost_usd=cost_usd)
     if metrics.account_processing_times_ms:
         SessionTimes.objects.create(
             session_id=session.session_id,

@@ -284,3 +284,33 @@ def test_a_viewer_finds_no_controls(page_for):
         assert page.locator("[data-control]").count() == 0
         assert page.locator("text=New schedule").count() == 0
     shot(page, "schedules-viewer")
+
+
+def test_a_viewer_clicks_a_span_of_the_trace_and_sees_its_attributes(page_for, settings):
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from tests.traces.otel import PRICES, agent_spans
+    from traces.models import Span
+    from traces.services import spans_ingest
+
+    settings.SERGAS_TRACES = {**settings.SERGAS_TRACES, "MODEL_PRICES": PRICES}
+    make_staff("victor", "Viewers")
+    session = make_session("running")
+    spans = agent_spans(session.session_id, tools=3, failing_tool=True)
+    spans_ingest(encode_spans(spans), agent_name="otel-agent", actor="agent:otel-agent")
+    failed = Span.objects.get(session_id=session.session_id, status_code=2)
+    page = page_for("victor")
+    page.goto(page.url + f"sessions/{session.session_id}/")
+    rows = page.locator("#trace a.span-row")
+    assert rows.count() == 5
+    assert "$0.006" in page.locator("[data-model-cost]").inner_text()
+    page.locator(f"a[data-span='{failed.trace_id}-{failed.span_id}']").click()
+    detail = page.locator(f"[data-span-detail='{failed.trace_id}-{failed.span_id}']")
+    detail.wait_for()
+    assert "CRM did not answer" in detail.inner_text()
+    assert (
+        '"gen_ai.tool.name": "crm.get_account"'
+        in detail.locator("[data-span-attributes]").inner_text()
+    )
+    assert "?span=" not in page.url  # htmx swapped the detail in; no reload
+    shot(page, "session-trace")
