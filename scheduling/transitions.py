@@ -5,10 +5,9 @@ may change status. The services apply a move with ``run_transition_target`` /
 ``batch_transition_target`` and record its audit event in the same transaction.
 """
 
-from dataclasses import dataclass
-
 from django.db import models
 
+from kernel.transitions import Transition
 from scheduling.exceptions import InvalidBatchTransition, InvalidRunTransition
 from scheduling.models import BatchStatus, ExecutionStatus
 
@@ -29,13 +28,7 @@ class RunAction(models.TextChoices):
     RETRY = "retry"  # failed; the next attempt is queued
 
 
-@dataclass(frozen=True)
-class Transition:
-    sources: frozenset[str]
-    target: str
-
-
-RUN_TRANSITIONS: dict[RunAction, Transition] = {
+RUN_TRANSITIONS: dict[RunAction, Transition[str]] = {
     RunAction.PREPARE: Transition(frozenset({E.QUEUED}), E.QUEUED),
     RunAction.START: Transition(frozenset({E.QUEUED}), E.RUNNING),
     RunAction.HOLD: Transition(frozenset({E.QUEUED}), E.QUEUED),
@@ -64,7 +57,7 @@ class BatchAction(models.TextChoices):
 
 _OPEN = frozenset({B.PENDING, B.RUNNING})
 
-BATCH_TRANSITIONS: dict[BatchAction, Transition] = {
+BATCH_TRANSITIONS: dict[BatchAction, Transition[str]] = {
     BatchAction.CLAIM: Transition(frozenset({B.PENDING}), B.RUNNING),
     BatchAction.TAKE_OVER: Transition(frozenset({B.RUNNING}), B.RUNNING),
     BatchAction.RENEW: Transition(frozenset({B.RUNNING}), B.RUNNING),

@@ -4,10 +4,9 @@ Nothing else decides whether a status may change. Terminal statuses (completed, 
 cancelled) appear in no source set, so no action, recovery included, can leave them.
 """
 
-from dataclasses import dataclass
-
 from django.db import models
 
+from kernel.transitions import Transition
 from sessions.exceptions import ApprovalNotPending, InvalidTransition
 from sessions.models import ApprovalStatus, SessionStatus
 
@@ -25,13 +24,7 @@ class SessionAction(models.TextChoices):
     RECOVER = "recover"
 
 
-@dataclass(frozen=True)
-class Transition:
-    sources: frozenset[SessionStatus]
-    target: SessionStatus
-
-
-TRANSITIONS: dict[SessionAction, Transition] = {
+TRANSITIONS: dict[SessionAction, Transition[SessionStatus]] = {
     SessionAction.START: Transition(frozenset({S.PENDING}), S.RUNNING),
     SessionAction.PAUSE: Transition(frozenset({S.RUNNING}), S.PAUSED),
     SessionAction.RESUME: Transition(frozenset({S.PAUSED}), S.RUNNING),
@@ -73,17 +66,11 @@ class ApprovalAction(models.TextChoices):
     CANCEL = "cancel"  # its session ended first
 
 
-@dataclass(frozen=True)
-class ApprovalTransition:
-    sources: frozenset[ApprovalStatus]
-    target: ApprovalStatus
-
-
-APPROVAL_TRANSITIONS: dict[ApprovalAction, ApprovalTransition] = {
-    ApprovalAction.APPROVE: ApprovalTransition(frozenset({A.PENDING}), A.APPROVED),
-    ApprovalAction.REJECT: ApprovalTransition(frozenset({A.PENDING}), A.REJECTED),
-    ApprovalAction.EXPIRE: ApprovalTransition(frozenset({A.PENDING}), A.EXPIRED),
-    ApprovalAction.CANCEL: ApprovalTransition(frozenset({A.PENDING}), A.CANCELLED),
+APPROVAL_TRANSITIONS: dict[ApprovalAction, Transition[ApprovalStatus]] = {
+    ApprovalAction.APPROVE: Transition(frozenset({A.PENDING}), A.APPROVED),
+    ApprovalAction.REJECT: Transition(frozenset({A.PENDING}), A.REJECTED),
+    ApprovalAction.EXPIRE: Transition(frozenset({A.PENDING}), A.EXPIRED),
+    ApprovalAction.CANCEL: Transition(frozenset({A.PENDING}), A.CANCELLED),
 }
 
 
