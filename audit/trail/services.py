@@ -17,7 +17,7 @@ from audit.integrity.canonical import EVENT_KEYS
 from audit.models import AuditEvent, AuditEventType
 from kernel.encoding import PreciseJSONEncoder
 from kernel.logs import context as log_context
-from kernel.pgcopy import copy_rows
+from kernel.pgcopy import copy_rows, json_rows_insert_sql
 
 logger = logging.getLogger(__name__)
 
@@ -177,18 +177,8 @@ _SEEN_SQL = (
 
 @functools.cache
 def _insert_many_sql() -> str:
-    """One INSERT of every concrete column of the model from one JSON array of rows, so
-    a column added to ``AuditEvent`` is written without touching this code. PostgreSQL
-    parses the rows (``jsonb_to_recordset``); Python only serialises them, in C."""
-    quote = connection.ops.quote_name
-    fields = AuditEvent._meta.concrete_fields
-    columns = ", ".join(quote(field.column) for field in fields)
-    types = ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in fields)
-    return (
-        f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) "
-        f"SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS incoming({types}) "
-        f"ON CONFLICT ({quote('event_id')}, {quote('timestamp')}) DO NOTHING "
-        f"RETURNING {quote('event_id')}"
+    return json_rows_insert_sql(
+        AuditEvent, conflict=("event_id", "timestamp"), returning=("event_id",)
     )
 
 

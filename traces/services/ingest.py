@@ -33,6 +33,7 @@ from django.utils import timezone
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from kernel.encoding import PreciseJSONEncoder
+from kernel.pgcopy import json_rows_insert_sql
 from sessions import conf as sessions_conf
 from sessions.hook_events import HookEvent, error_type_of
 from sessions.models import HookName
@@ -188,17 +189,12 @@ def _insert_sql() -> str:
     # Not COPY (kernel/pgcopy.py, the bench's baseline): COPY cannot skip a resent span,
     # and the spans that were new must be known to count them once. One INSERT of a JSON
     # array of rows that PostgreSQL parses (as audit_events_record_many does) is bulk too.
-    quote = connection.ops.quote_name
-    fields = Span._meta.concrete_fields
-    columns = ", ".join(quote(f.column) for f in fields)
-    types = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
     # In key order, so two requests resending the same spans lock them in the same order.
-    return (
-        f"INSERT INTO {quote(Span._meta.db_table)} ({columns}) "
-        f"SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS incoming({types}) "
-        f"ORDER BY trace_id, span_id "
-        f"ON CONFLICT (trace_id, span_id, start_time) DO NOTHING "
-        f"RETURNING trace_id, span_id"
+    return json_rows_insert_sql(
+        Span,
+        conflict=("trace_id", "span_id", "start_time"),
+        returning=("trace_id", "span_id"),
+        order_by=("trace_id", "span_id"),
     )
 
 
