@@ -23,13 +23,17 @@ def _iso_only(value: Any) -> Any:
 
 
 def _in_utc(value: datetime) -> datetime:
-    """UTC from here on: PostgreSQL refuses offsets Python accepts (beyond +-15:59)."""
+    """UTC from here on: PostgreSQL refuses offsets Python accepts (beyond +-15:59). At
+    the very edges of the calendar an offset can carry the time past year 1 or 9999: it
+    is clamped to the edge, and the rules that judge times (too old, in the future, a
+    schedule that never fires) answer for it, as for any other time that far out."""
     if value.tzinfo is None:
         return value
     try:
         return value.astimezone(UTC)
     except OverflowError:
-        raise ValueError("is out of range") from None
+        edge = datetime.min if value.year == datetime.min.year else datetime.max
+        return edge.replace(tzinfo=UTC)
 
 
 # Input datetimes of the API schemas.

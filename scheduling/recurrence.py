@@ -190,8 +190,9 @@ class Recurrence:
         """Run times strictly after ``after``, ascending, as aware UTC datetimes."""
         after = after.astimezone(UTC)
         if self.starts_at is not None and self.schedule_type != ScheduleType.ONE_TIME:
-            floor = self.starts_at.astimezone(UTC) - timedelta(microseconds=1)
-            after = max(after, floor)
+            starts = self.starts_at.astimezone(UTC)
+            if starts > after:  # so never below datetime.min (a start in year 1)
+                after = starts - timedelta(microseconds=1)
         kind = self.schedule_type
         if kind == ScheduleType.ONE_TIME:
             when = self.scheduled_time.astimezone(UTC) if self.scheduled_time else None

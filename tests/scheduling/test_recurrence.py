@@ -173,6 +173,11 @@ def test_interval_counts_from_its_anchor():
     assert every_90.next_after(utc(2026, 11, 23)) == utc(2026, 11, 24, 0, 0)
 
 
+def test_a_start_on_the_first_day_of_the_calendar_does_not_overflow():
+    hourly = Recurrence("interval", interval_minutes=60, starts_at=datetime.min.replace(tzinfo=UTC))
+    assert hourly.next_after(utc(2026, 11, 24, 0, 30)) == utc(2026, 11, 24, 1, 0)
+
+
 def test_one_time_runs_once_and_then_never():
     once = Recurrence("one_time", scheduled_time=utc(2026, 12, 1, 9))
     assert once.preview(utc(2026, 11, 24), 3) == [utc(2026, 12, 1, 9)]

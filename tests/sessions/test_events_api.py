@@ -171,6 +171,24 @@ def test_an_event_stamped_in_the_future_is_422(agent_api):
     assert response.json()["code"] == "event_in_future"
 
 
+@pytest.mark.parametrize(
+    ("stamp", "code"),
+    [
+        ("0001-01-01T00:00:00+05:00", "event_too_old"),
+        ("9999-12-31T23:00:00-05:00", "event_in_future"),
+    ],
+)
+def test_a_stamp_whose_offset_leaves_the_calendar_is_judged_as_any_time_that_far_out(
+    agent_api, stamp, code
+):
+    batch = _batch(make_session("running").session_id, tools=1)
+    batch["events"][1]["timestamp"] = stamp
+    response = agent_api().post("/events", batch)
+    assert response.status_code == 422
+    assert response.json()["code"] == code
+    assert response.json()["field"] == "events.1.timestamp"
+
+
 def test_a_batch_over_the_event_limit_is_413_with_the_limit(agent_api, settings):
     settings.SERGAS_SESSIONS = {**settings.SERGAS_SESSIONS, "EVENTS_MAX_BATCH": 4}
     batch = _batch(make_session("running").session_id, tools=2)
